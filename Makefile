@@ -1,0 +1,60 @@
+# Layers: the course's common tasks. Every target sets up .venv first if it is missing or stale
+# (python3 -m venv, the pinned requirements, the autograder package), so on a fresh clone
+# `make book` and `make test` are all a newcomer needs.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# nbgrader runs `alembic` (and notebooks run kernels) from PATH: the venv's tools come first
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+CHAPTERS := $(notdir $(patsubst %/,%,$(wildcard solutions/*/)))
+
+.PHONY: help setup book test lab exercises bench lint constraints clean
+
+help:
+	@echo "make book       build the book into _build/html (warnings are errors)"
+	@echo "make test       run the whole test suite"
+	@echo "make lab        JupyterLab on the exercises"
+	@echo "make exercises  regenerate exercises/ from solutions/ with nbgrader"
+	@echo "make bench      time every reference solution against torch; writes bench/results.md"
+	@echo "make lint       ruff on the Python code"
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . --warningiserror --keep-going
+	$(BIN)/python tools/check_book.py _build/html
+	@echo "The book is built: open file://$(CURDIR)/_build/html/index.html"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab exercises
+
+exercises: $(STAMP)
+	@for ch in $(CHAPTERS); do \
+		$(BIN)/nbgrader generate_assignment $$ch --force --log-level=WARN || exit 1; \
+	done
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check autograder tests tools bench
+
+# refreeze constraints.txt from the current environment (after changing requirements.txt)
+constraints: $(STAMP)
+	@{ echo "# The full dependency set frozen from a working install of requirements.txt (torch is pinned"; \
+	   echo "# there). Regenerate with: make constraints"; \
+	   $(BIN)/python -m pip freeze --exclude-editable | grep -viE '^(torch|layers-autograder)[=@ ]'; } > constraints.txt
+
+clean:
+	rm -rf _build .jupyter_cache submitted autograded feedback gradebook.db
