@@ -242,7 +242,8 @@ class Context:
                 r.train(), s.train()
                 for step in range(self.spec.steps):
                     tag = f"{short}, train" + (f", step {step + 1}" if self.spec.steps > 1 else "")
-                    if not self.step(case, where, tag, r, s, dtype, step, backward=self.spec.backward):
+                    backward = self.spec.backward and "backward" in self.parts
+                    if not self.step(case, where, tag, r, s, dtype, step, backward=backward):
                         break
             if "eval" in self.spec.modes:
                 r.eval(), s.eval()

@@ -9,6 +9,17 @@ from importlib import import_module
 #: chapter slugs in book order (folder names in book/, solutions/ and exercises/)
 CHAPTER_ORDER = (
     "linear",
+    "conv",
+    "conv_transpose",
+    "pooling",
+    "normalization",
+    "dropout",
+    "embedding",
+    "recurrent",
+    "transformer",
+    "activations",
+    "flatten",
+    "losses",
 )
 
 for _slug in CHAPTER_ORDER:
