@@ -1,7 +1,9 @@
 """nbgrader configuration of the Layers course. The course directory is this folder."""
 
-from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+
+from autograder.nbgrader_ext import ClearHiddenTracebacks
 
 c = get_config()  # noqa: F821 - injected by nbgrader
 
@@ -19,5 +21,7 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 c.Execute.timeout = 300  # seconds per cell; a full grading of one layer takes a few seconds
 c.Execute.interrupt_on_timeout = True
 
-# --- feedback: hidden tests must stay hidden (nbgrader shows them by default) ---------------------
-c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+# --- feedback: hidden tests must stay hidden ------------------------------------------------------
+# nbgrader shows them by default; and a failing visible test's traceback quotes the hidden lines
+# of its cell, so those are scrubbed from error outputs first.
+c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTracebacks, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
