@@ -76,7 +76,9 @@ def tensor_values(got: torch.Tensor, want: torch.Tensor, rtol: float, atol: floa
     if (g_nan & ~w_nan).any():
         i = int((g_nan & ~w_nan).nonzero()[0])
         return (f"{what} is NaN at {_index(i, want.shape)} where torch's is {_fmt(w[i].item())} "
-                f"({int((g_nan & ~w_nan).sum())} NaN elements)")
+                f"({int((g_nan & ~w_nan).sum())} NaN elements; a NaN comes from inf - inf, 0 * inf or inf / inf: "
+                "look for an exp or a division that overflows, also in a torch.where branch that is discarded "
+                "but still differentiated)")
     if (~g_nan & w_nan).any():
         i = int((~g_nan & w_nan).nonzero()[0])
         return f"{what} is {_fmt(g[i].item())} at {_index(i, want.shape)} where torch's is NaN"
@@ -87,7 +89,8 @@ def tensor_values(got: torch.Tensor, want: torch.Tensor, rtol: float, atol: floa
         where = f"at {_index(i, want.shape)} where torch's is {_fmt(w[i].item())}"
         if g_inf[i]:
             return (f"{what} overflows to {_fmt(g[i].item())} {where} ({int(wrong_inf.sum())} such "
-                    "elements: look for an exp, a square or a division that overflows)")
+                    "elements: look for an exp, a square or a division that overflows"
+                    + (", or the log of a number that underflowed to 0)" if g[i] < 0 else ")"))
         return f"{what} is {_fmt(g[i].item())} {where}"
     finite = ~(g_nan | g_inf)
     err = torch.zeros_like(g)

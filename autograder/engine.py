@@ -19,16 +19,17 @@ import random
 import secrets
 import traceback
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from . import compare
 from .report import Report, Result
-from .spec import PARTS, Case, Inputs, Maker, Scale, Spec, get_spec, seed_of
+from .spec import PARTS, Case, Inputs, Maker, Scale, Spec, built, get_spec, seed_of
 from .trace import Trace, module_names, tracing
 
 #: an op count may grow this much from the small input to the large one and still be vectorized
@@ -65,7 +66,10 @@ def grade(name: str, cls: type, *, parts: Sequence[str] | None = None, device: s
     report = Report(name, chosen, header=header)
     run = Context(spec, cls, chosen, dev, cases, report)
     with _quiet(report), _exact_matmul():
-        run.go()
+        try:
+            run.go()
+        except Exception as exc:  # noqa: BLE001 - a student fault the checks above did not foresee
+            run.fail_all(name, f"grading stopped: your layer {raised(exc)}", chosen)
     return report
 
 
@@ -86,7 +90,8 @@ def check(name: str, cls: type, **kwargs: Any) -> None:
 def _quiet(report: Report):
     """Capture warnings and anything printed, so a test cell writes nothing to stderr."""
     out, err = io.StringIO(), io.StringIO()
-    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    redirect = contextlib.redirect_stdout(out), contextlib.redirect_stderr(err)
+    with warnings.catch_warnings(record=True) as caught, redirect[0], redirect[1]:
         warnings.simplefilter("always")
         yield
     seen = set()
@@ -152,13 +157,15 @@ class Context:
     # --- building ------------------------------------------------------------------------------
     def reference(self, case: Case) -> nn.Module:
         torch.manual_seed(seed_of(self.spec.name, case.desc, "init"))
-        return self.spec.reference(*case.args, **dict(case.kwargs)).to(self.device)
+        args, kwargs = built(case)  # a `Layer` argument becomes torch's layer
+        return self.spec.reference(*args, **kwargs).to(self.device)
 
     def student(self, case: Case, where: str, parts: Iterable[str] = PARTS) -> nn.Module | None:
         """The student's layer, or None after recording why it could not be built."""
         torch.manual_seed(seed_of(self.spec.name, case.desc, "init"))
         try:
-            layer = self.cls(*case.args, **dict(case.kwargs))
+            args, kwargs = built(case, self.cls)  # a `Layer` argument becomes the student's own layer
+            layer = self.cls(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - any student error becomes feedback
             self.fail_all(where, f"the constructor {raised(exc)}", parts)
             return None
@@ -214,11 +221,13 @@ class Context:
                 self.check_init(case)
         for case in self.cases:
             self.run_case(case)
-        if "rules" in self.parts:
-            self.check_rules()
+        # judges run before the rules, so the forwards they trace (`forward(..., traced=True)`, e.g.
+        # a stochastic layer in training mode) are checked for forbidden calls too
         for judge in self.spec.judges:
             for result in judge(self):
-                self.record(result.part, result.where, result.ok, result.detail, result.tag)
+                self.record(result.part, result.where, result.ok, result.detail, result.tag, result.check)
+        if "rules" in self.parts:
+            self.check_rules()
 
     def run_case(self, case: Case) -> None:
         where = case.signature(self.spec.name)
@@ -266,6 +275,8 @@ class Context:
             self.fail_all(where, f"forward {raised(exc)}", ("shape", "forward", "backward"))
             return False
         shape_problems = compare.structure(got, want)
+        if shape_problems:  # a known mistake may change the shape (an ignored stride): name it
+            shape_problems[0] += self.diagnose(ref, inputs, got, tol)
         self.record("shape", where, not shape_problems, "; ".join(shape_problems), tag)
         if shape_problems:
             self.record("forward", where, False, "values not compared: " + shape_problems[0], tag)
@@ -297,7 +308,8 @@ class Context:
         stu_buffers = dict(stu.named_buffers())
         for name, want in ref.named_buffers():
             got = stu_buffers.get(name)
-            problems = compare.structure(got, want, f"buffer {name!r}") or compare.values(got, want, *tol, f"buffer {name!r}")
+            what = f"buffer {name!r}"
+            problems = compare.structure(got, want, what) or compare.values(got, want, *tol, what)
             self.record("state", where, not problems, "; ".join(problems), tag)
 
     def backward(self, where: str, tag: str, case: Case, dtype: torch.dtype, step: Any, ref: nn.Module,
@@ -329,7 +341,8 @@ class Context:
         self.record("backward", where, not problems, "; ".join(problems[:2]), tag)
 
     @staticmethod
-    def grad_problems(got: torch.Tensor | None, want: torch.Tensor | None, tol: tuple[float, float], what: str) -> list[str]:
+    def grad_problems(got: torch.Tensor | None, want: torch.Tensor | None, tol: tuple[float, float],
+                      what: str) -> list[str]:
         if want is None:
             return [] if got is None or not got.any() else [f"{what} is nonzero where torch's is None"]
         if got is None:
@@ -366,7 +379,11 @@ class Context:
         ref, stu = self.reference(case), self.student(case, where, ("state",))
         if stu is None:
             return
-        stu_tensors = dict(stu.state_dict())
+        try:
+            stu_tensors = dict(stu.state_dict())
+        except Exception as exc:  # noqa: BLE001
+            self.record("state", where, False, f"state_dict() {raised(exc)}")
+            return
         for name, want in ref.state_dict().items():
             got = stu_tensors.get(name)
             if not isinstance(got, torch.Tensor) or got.shape != want.shape:
@@ -435,8 +452,9 @@ class Context:
             return
         factor, extra = SCALE_SLACK
         ok = large <= factor * small + extra
-        self.record("rules", where, ok, f"not vectorized: the forward runs {small} tensor ops on the small input and "
-                    f"{large} on the large one ({scale.what}); a Python loop over the data? Use whole-tensor operations",
+        self.record("rules", where, ok, f"not vectorized: the forward runs {small} tensor ops on the small input "
+                    f"and {large} on the large one ({scale.what}); a Python loop over the data? "
+                    "Use whole-tensor operations",
                     check=scale.what)
 
     def check_meta(self, case: Case) -> None:

@@ -10,9 +10,11 @@ The engine (`engine.py`) runs every spec the same way; adding a layer is adding 
 from __future__ import annotations
 
 import random
+import sys
 import zlib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -94,6 +96,60 @@ def _short(value: Any) -> str:
     if isinstance(value, type):
         return value.__name__
     return repr(value)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A constructor argument that is itself a layer, built afresh for each side.
+
+    `TransformerEncoder(encoder_layer, num_layers)` takes a layer instance: torch's encoder must
+    get torch's `nn.TransformerEncoderLayer` and the student's encoder the student's own
+    `TransformerEncoderLayer`. A case writes `Layer("TransformerEncoderLayer", (8, 2))` and the
+    engine builds `nn.<name>(*args, **kwargs)` for the reference and, when `own`, the class of that
+    name defined next to the student's class (see `sibling`) for the student. With `own=False`
+    both sides get torch's (e.g. the `norm=nn.LayerNorm(8)` the student may use as is).
+    """
+
+    name: str
+    args: tuple = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    own: bool = True
+
+    def build(self, student: type | None = None) -> nn.Module:
+        """torch's layer when `student` is None, else the layer beside the student's class."""
+        cls = sibling(student, self.name) if student is not None and self.own else getattr(nn, self.name)
+        return cls(*self.args, **dict(self.kwargs))
+
+    def __repr__(self) -> str:
+        return Case("", self.args, self.kwargs).signature(self.name if self.own else f"nn.{self.name}")
+
+
+def built(case: Case, student: type | None = None) -> tuple[tuple, dict]:
+    """The case's constructor arguments, each `Layer` built for one side (None: torch's)."""
+    make = lambda v: v.build(student) if isinstance(v, Layer) else v  # noqa: E731
+    return tuple(make(a) for a in case.args), {k: make(v) for k, v in case.kwargs.items()}
+
+
+def sibling(cls: type, name: str) -> type:
+    """The class `name` defined where `cls` (or, failing that, one of its bases) is defined.
+
+    Looks in the globals of the class's own functions, which is the notebook's namespace whether
+    the class was defined in a Jupyter kernel (`__main__`) or run by `autograder.notebook` (whose
+    namespace is in no `sys.modules`), then in its module. torch's own classes are skipped.
+    """
+    for klass in cls.__mro__:
+        if klass.__module__.split(".")[0] in ("torch", "builtins"):
+            continue
+        functions = [getattr(v, "__func__", v) for v in vars(klass).values()]
+        namespaces = [f.__globals__ for f in functions if hasattr(f, "__globals__")]
+        module = sys.modules.get(klass.__module__)
+        namespaces += [vars(module)] if module is not None else []
+        for namespace in namespaces:
+            found = namespace.get(name)
+            if isinstance(found, type):
+                return found
+    raise LookupError(f"{cls.__name__} needs your own {name} class, defined in the same notebook "
+                      f"(or module) as {cls.__name__}, and none was found")
 
 
 @dataclass(frozen=True)

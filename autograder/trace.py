@@ -10,9 +10,9 @@ Python loop (a loop's count grows with the data, a vectorized one's does not).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from torch import nn
 from torch.nn.modules.module import register_module_forward_pre_hook

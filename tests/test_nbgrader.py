@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from autograder import CHAPTERS
-from tests.test_course import GRADED, nbgrader_meta, source
 from tests.conftest import ROOT
+from tests.test_course import GRADED, nbgrader_meta, source
 
 pytestmark = pytest.mark.nbgrader
 
