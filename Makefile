@@ -33,8 +33,9 @@ book: $(STAMP)
 	$(BIN)/python tools/check_book.py _build/html
 	@echo "The book is built: open file://$(CURDIR)/_build/html/index.html"
 
+# one worker per core, each on one thread: many small torch ops parallelise better across processes
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n auto
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab exercises

@@ -107,17 +107,20 @@ def test_the_exercise_hides_solutions_and_hidden_tests(chapter):
     assert "raise NotImplementedError()" in text
 
 
-@pytest.fixture(scope="module")
-def regenerated(tmp_path_factory, nbgrader_bin):
-    """exercises/ as nbgrader generates it now from solutions/, in a scratch copy of the course."""
+@pytest.fixture(scope="session")
+def regenerate(tmp_path_factory, nbgrader_bin):
+    """exercises/<chapter> as nbgrader generates it now from solutions/, in a scratch course."""
     course = tmp_path_factory.mktemp("course")
     shutil.copy(ROOT / "nbgrader_config.py", course)
-    shutil.copytree(ROOT / "solutions", course / "solutions")
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
-    for chapter in GRADED:
+
+    def generate(chapter: str) -> Path:
+        shutil.copytree(ROOT / "solutions" / chapter, course / "solutions" / chapter)
         subprocess.run([str(nbgrader_bin), "generate_assignment", chapter, "--force", "--log-level=ERROR"],
                        cwd=course, env=env, check=True, capture_output=True, timeout=300)
-    return course / "exercises"
+        return course / "exercises" / chapter / f"{chapter}.ipynb"
+
+    return generate
 
 
 def _cells(path: Path) -> list[tuple]:
@@ -126,10 +129,10 @@ def _cells(path: Path) -> list[tuple]:
 
 
 @pytest.mark.parametrize("chapter", GRADED)
-def test_the_exercise_is_what_nbgrader_generates_from_the_solution(chapter, regenerated):
+def test_the_exercise_is_what_nbgrader_generates_from_the_solution(chapter, regenerate):
     """Drift between solutions/ and exercises/ (a hand edit, a forgotten `make exercises`) fails."""
     committed = ROOT / "exercises" / chapter / f"{chapter}.ipynb"
-    fresh = regenerated / chapter / f"{chapter}.ipynb"
+    fresh = regenerate(chapter)
     assert _cells(fresh) == _cells(committed), f"exercises/{chapter} is stale: run `make exercises`"
 
 
