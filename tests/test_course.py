@@ -8,6 +8,7 @@ structured as nbgrader expects, `exercises/` is exactly what nbgrader generates 
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
@@ -89,9 +90,14 @@ def test_the_solution_notebook_is_structured_for_nbgrader(chapter):
         meta, code = nbgrader_meta(cell), source(cell)
         assert re.fullmatch(rf"{chapter}_[a-z0-9]+_[a-z_]+", meta["grade_id"]), meta["grade_id"]
         assert meta.get("points", 0) > 0 and meta["locked"]
-        assert "check(" in code and "### BEGIN HIDDEN TESTS" in code, meta["grade_id"]
-        last = code.rstrip().splitlines()[-1]
-        assert last.startswith(("check(", "### END HIDDEN TESTS")), "a test cell ends with a statement"
+        tree = ast.parse(code)
+        calls = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+        assert calls & {"check", "check_training"}, f"{meta['grade_id']} grades through the autograder"
+        if "check" in calls:
+            assert "### BEGIN HIDDEN TESTS" in code, f"{meta['grade_id']} runs the hidden suite too"
+        # nbgrader takes a cell's value as its score when it is a number: end with a statement
+        last = tree.body[-1]
+        assert not isinstance(last, ast.Expr) or isinstance(last.value, ast.Call), meta["grade_id"]
     for name in CHAPTERS[chapter]:
         assert any(f'"{name}"' in source(c) for c in tests), f"no graded cell checks {name}"
         assert any(re.search(rf"^class {name}\b", source(c), re.M) for c in solutions), f"no class {name} to fill"

@@ -94,3 +94,52 @@ class Notebook:
         nbformat.validate(nb)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, str(path))
+
+
+def solution_source(path: str | Path) -> str:
+    """The code of a notebook's solution cells, markers removed: what a student wrote."""
+    nb = nbformat.read(str(path), as_version=4)
+    cells = [c.source for c in nb.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")]
+    keep = [line for src in cells for line in src.splitlines() if "### BEGIN SOLUTION" not in line
+            and "### END SOLUTION" not in line]
+    return "\n".join(keep)
+
+
+def definitions(sources: list[str], names: list[str]) -> str:
+    """The top-level definitions `names` need, in source order, from solution code.
+
+    Follows names used by each needed definition (base classes, helper functions, constants) to
+    the definitions that provide them, so the result runs on its own after the usual imports.
+    """
+    import ast
+
+    nodes = []  # (provided names, used names, source text)
+    for src in sources:
+        tree = ast.parse(src)
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            provided = set()
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                provided = {node.name}
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                provided = {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+            if not provided:
+                continue
+            used = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+            first = min([d.lineno for d in getattr(node, "decorator_list", [])] + [node.lineno])
+            text = "\n".join(src.splitlines()[first - 1:node.end_lineno])  # decorators included
+            nodes.append((provided, used, text))
+    wanted, keep, changed = set(names), set(), True
+    while changed:
+        changed = False
+        for i, (provided, used, _) in enumerate(nodes):
+            if i not in keep and provided & wanted:
+                keep.add(i)
+                wanted |= used
+                changed = True
+    missing = set(names) - {n for i in keep for n in nodes[i][0]}
+    if missing:
+        raise LookupError(f"no definition of {sorted(missing)}")
+    return "\n\n\n".join(nodes[i][2] for i in sorted(keep))
