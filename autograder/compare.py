@@ -76,9 +76,8 @@ def tensor_values(got: torch.Tensor, want: torch.Tensor, rtol: float, atol: floa
     if (g_nan & ~w_nan).any():
         i = int((g_nan & ~w_nan).nonzero()[0])
         return (f"{what} is NaN at {_index(i, want.shape)} where torch's is {_fmt(w[i].item())} "
-                f"({int((g_nan & ~w_nan).sum())} NaN elements; a NaN comes from inf - inf, 0 * inf or inf / inf: "
-                "look for an exp or a division that overflows, also in a torch.where branch that is discarded "
-                "but still differentiated)")
+                f"({int((g_nan & ~w_nan).sum())} NaN elements; NaN comes from inf - inf, 0 * inf or inf / inf: an exp "
+                "or a division that overflows, maybe in a torch.where branch that is discarded)")
     if (~g_nan & w_nan).any():
         i = int((~g_nan & w_nan).nonzero()[0])
         return f"{what} is {_fmt(g[i].item())} at {_index(i, want.shape)} where torch's is NaN"

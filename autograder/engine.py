@@ -117,6 +117,25 @@ def _exact_matmul():
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
+def _missing_hint(missing: list[str], unexpected: list[str], stu: nn.Module) -> str:
+    """Why a state_dict lacks keys, when the pattern tells: nothing registered, other names, shifted indices."""
+    if not unexpected and not any(True for _ in stu.parameters()):
+        kept = [name for name, value in vars(stu).items() if isinstance(value, (list, tuple, dict))
+                and any(isinstance(v, nn.Module) for v in (value.values() if isinstance(value, dict) else value))]
+        where = f" (self.{kept[0]} is a plain Python container)" if kept else ""
+        return (f": the layer registers no parameters at all{where}; submodules must be registered "
+                "(an attribute, add_module, nn.ModuleList) to appear in state_dict() and parameters()")
+    def leaf(key: str) -> str:
+        return key.rsplit(".", 1)[-1]
+    if len(missing) == len(unexpected) and [leaf(k) for k in missing] == [leaf(k) for k in unexpected]:
+        prefixes = [k.split(".", 1)[0] for k in missing + unexpected]
+        if all(p.isdigit() for p in prefixes):
+            return ("; the submodules are numbered differently from torch's: is a layer missing or extra "
+                    "before them?")
+        return f"; the same tensors are registered under other names (expected {missing[0]!r}, not {unexpected[0]!r})"
+    return ""
+
+
 def raised(exc: BaseException) -> str:
     """`raised NotImplementedError at line 12 ('raise NotImplementedError()')`, pointing at the
     student's code rather than torch's internals."""
@@ -165,6 +184,10 @@ class Context:
         torch.manual_seed(seed_of(self.spec.name, case.desc, "init"))
         try:
             args, kwargs = built(case, self.cls)  # a `Layer` argument becomes the student's own layer
+        except Exception as exc:  # noqa: BLE001
+            self.fail_all(where, f"building the layer it is given as an argument {raised(exc)}", parts)
+            return None
+        try:
             layer = self.cls(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - any student error becomes feedback
             self.fail_all(where, f"the constructor {raised(exc)}", parts)
@@ -267,6 +290,7 @@ class Context:
         stu_in, stu_leaves = self.leaves(inputs)
         for layer in (ref, stu):
             layer.zero_grad(set_to_none=True)
+        before = self.snapshot(stu) if self.spec.buffer_mistakes else {}
         want = self.forward(ref, ref_in)
         try:
             got = self.forward(stu, stu_in, traced=True)
@@ -287,7 +311,7 @@ class Context:
         if problems:
             problems[0] += self.diagnose(ref, inputs, got, tol)
         self.record("forward", where, not problems, "; ".join(problems), tag)
-        self.compare_buffers(where, tag, ref, stu, tol)
+        self.compare_buffers(where, tag, ref, stu, tol, before, inputs)
         if backward:
             self.backward(where, tag, case, dtype, step, ref, stu, want, got, ref_leaves, stu_leaves)
         return not problems
@@ -304,13 +328,39 @@ class Context:
                 return f"; it matches the output when {mistake.cause}"
         return ""
 
-    def compare_buffers(self, where: str, tag: str, ref: nn.Module, stu: nn.Module, tol: tuple[float, float]) -> None:
+    def compare_buffers(self, where: str, tag: str, ref: nn.Module, stu: nn.Module, tol: tuple[float, float],
+                        before: dict | None = None, inputs: Inputs | None = None) -> None:
+        """Buffers after a forward call; `before` (the student's, before the call) and `inputs` let
+        the spec's buffer mistakes name the cause of a wrong update."""
         stu_buffers = dict(stu.named_buffers())
         for name, want in ref.named_buffers():
             got = stu_buffers.get(name)
             what = f"buffer {name!r}"
             problems = compare.structure(got, want, what) or compare.values(got, want, *tol, what)
+            if problems and before and inputs is not None and not compare.structure(got, want):
+                problems[0] += self.diagnose_buffer(name, got, ref, before, inputs, tol)
             self.record("state", where, not problems, "; ".join(problems), tag)
+
+    @staticmethod
+    def snapshot(layer: nn.Module) -> dict:
+        """Copies of a layer's buffers, by name (empty if they cannot be read)."""
+        try:
+            return {n: b.detach().clone() for n, b in layer.named_buffers() if isinstance(b, torch.Tensor)}
+        except Exception:  # noqa: BLE001 - reported by the state checks
+            return {}
+
+    def diagnose_buffer(self, name: str, got: torch.Tensor, ref: nn.Module, before: dict, inputs: Inputs,
+                        tol: tuple[float, float]) -> str:
+        """`; it matches the buffer when <cause>` if the student's buffer equals a known wrong update's."""
+        for mistake in self.spec.buffer_mistakes:
+            try:
+                with torch.no_grad():
+                    wrong = mistake.buffers(before, ref, inputs)[name]
+            except Exception:  # noqa: BLE001 - a mistake that does not apply to this case or buffer
+                continue
+            if not compare.structure(got, wrong) and not compare.values(got, wrong, *tol):
+                return f"; it matches the buffer when {mistake.cause}"
+        return ""
 
     def backward(self, where: str, tag: str, case: Case, dtype: torch.dtype, step: Any, ref: nn.Module,
                  stu: nn.Module, want: Any, got: Any, ref_leaves: list, stu_leaves: list) -> None:
@@ -360,7 +410,7 @@ class Context:
         missing = [k for k in want if k not in got]
         unexpected = [k for k in got if k not in want]
         if missing:
-            problems.append(f"missing parameters/buffers {missing}")
+            problems.append(f"missing parameters/buffers {missing}{_missing_hint(missing, unexpected, stu)}")
         if unexpected:
             note = " (torch's layer has none with these arguments)" if not missing else ""
             problems.append(f"unexpected parameters/buffers {unexpected}{note}")
@@ -368,8 +418,14 @@ class Context:
             if k in got and isinstance(got[k], torch.Tensor) and got[k].shape != want[k].shape:
                 problems.append(f"{k!r} has shape {tuple(got[k].shape)}, expected {tuple(want[k].shape)}")
         stu_params = {n for n, _ in stu.named_parameters()}
+        # a module used twice lists its parameters once: not "not a Parameter" but shared
+        aliases = {n for n, _ in stu.named_parameters(remove_duplicate=False)} - stu_params
+        shared = [n for n, _ in ref.named_parameters() if n in aliases]
+        if shared:
+            problems.append(f"{len(shared)} parameter(s), e.g. {shared[0]!r}, are the same tensors as other "
+                            "parameters (one module used twice?), where torch's layer has separate ones")
         for n, _ in ref.named_parameters():
-            if n in got and n not in stu_params:
+            if n in got and n not in stu_params and n not in aliases:
                 problems.append(f"{n!r} is not an nn.Parameter (an optimizer would never train it)")
         return self.record("state", where, not problems, "; ".join(problems))
 

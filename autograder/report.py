@@ -48,7 +48,8 @@ class Report:
 
     def _failure_lines(self, part: str) -> list[str]:
         """Failed checks of a part, one line per configuration: its first cause, and the dtypes
-        and modes it failed in."""
+        and modes it failed in. Named checks (a judge's, a rule's) come first: they usually name
+        the cause, which a long list of value differences could push out of sight."""
         merged: dict[tuple[str, str], tuple[str, list[str]]] = {}
         for r in self.results:
             if r.part == part and not r.ok:
@@ -56,7 +57,7 @@ class Report:
                 if r.tag and r.tag not in tags:
                     tags.append(r.tag)
         lines = []
-        for (where, _), (detail, tags) in merged.items():
+        for (where, _), (detail, tags) in sorted(merged.items(), key=lambda item: not item[0][1]):
             label = f"{where} [{'; '.join(tags)}]" if tags else where
             lines.append(f"{label}: {detail}" if label else detail)
         return lines

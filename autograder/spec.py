@@ -177,6 +177,22 @@ class Mistake:
     output: Callable[[nn.Module, Inputs], Any]
 
 
+@dataclass(frozen=True)
+class BufferMistake:
+    """A common wrong update of a layer's buffers (running statistics), for feedback.
+
+    `buffers(before, reference, inputs)` returns, by name, the buffers a layer making this mistake
+    would hold after the forward call on `inputs`, starting from `before` (the student's own
+    buffers just before the call); `reference` is torch's layer after the same call, for its
+    arguments and mode. It may raise when the mistake does not apply. When a student's buffer
+    differs from torch's but equals the mistake's, the feedback says
+    `... values differ ...; it matches the buffer when <cause>`.
+    """
+
+    cause: str
+    buffers: Callable[[Mapping[str, torch.Tensor], nn.Module, Inputs], Mapping[str, torch.Tensor]]
+
+
 #: A spec-specific judgement: given the run context, yield extra results. See `engine.Context`.
 Judge = Callable[["Any"], Iterable[Any]]
 
@@ -200,6 +216,8 @@ class Spec:
     forbidden_calls: frozenset[str] = frozenset()
     forbidden_modules: tuple[type, ...] = ()
     mistakes: tuple[Mistake, ...] = ()
+    #: wrong buffer updates, named when a buffer differs after a forward call (stateful layers)
+    buffer_mistakes: tuple[BufferMistake, ...] = ()
     tolerances: Mapping[torch.dtype, tuple[float, float]] = field(default_factory=lambda: dict(TOLERANCES))
     dtypes: tuple[torch.dtype, ...] = (torch.float64, torch.float32)
     modes: tuple[str, ...] = ("train", "eval")
