@@ -20,6 +20,7 @@ CHAPTER_ORDER = (
     "activations",
     "flatten",
     "losses",
+    "capstone",  # a network of the layers above: imported last, its spec reuses theirs
 )
 
 for _slug in CHAPTER_ORDER:
