@@ -10,10 +10,11 @@ STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 CHAPTERS := $(notdir $(patsubst %/,%,$(wildcard solutions/*/)))
 
-.PHONY: help setup book test lab exercises bench lint constraints clean
+.PHONY: help setup book browser-check screenshot test lab exercises bench lint constraints clean
 
 help:
 	@echo "make book       build the book into _build/html (warnings are errors)"
+	@echo "make browser-check  open every page of the built book in headless Chromium and check it"
 	@echo "make test       run the whole test suite"
 	@echo "make lab        JupyterLab on the exercises"
 	@echo "make exercises  regenerate exercises/ from solutions/ with nbgrader"
@@ -32,6 +33,17 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
 	$(BIN)/python tools/check_book.py _build/html
 	@echo "The book is built: open file://$(CURDIR)/_build/html/index.html"
+
+# every page of _build/html as a reader sees it (math typeset, figures loaded, no network, no
+# solution code); CI=true lets it apt-get Debian's chromium when it is missing
+browser-check: $(STAMP)
+	@test -f _build/html/index.html || $(MAKE) book
+	$(BIN)/python tools/browser_check.py _build/html --require
+
+# the README's picture of a chapter page
+screenshot: $(STAMP)
+	@test -f _build/html/index.html || $(MAKE) book
+	$(BIN)/python tools/browser_check.py _build/html --screenshot docs/screenshot.png --page book/conv
 
 # one worker per core, each on one thread: many small torch ops parallelise better across processes
 test: $(STAMP)
