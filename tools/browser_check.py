@@ -10,6 +10,7 @@ after a budget of virtual time has let its scripts (MathJax above all) run. The 
 
 - is missing, or renders blank (no text in its article, or a screenshot of one colour);
 - still shows raw TeX (`\\(`, `$$`, `\\frac`, ...) outside code, or a MathJax error;
+- has a display formula wider than the text column (cut off, or only readable by scrolling);
 - is a chapter page without a figure, or has an image that does not load;
 - shows solution code from solutions/ (the lines `tools/check_book.py` looks for statically);
 - asks the network for anything: every request that is not file:, data: or blob: is reported.

@@ -33,8 +33,15 @@ def png() -> bytes:
     return out.getvalue()
 
 
+def formula(width_px: int) -> str:
+    """A display formula as MathJax 3 leaves it: a block container around the typeset maths."""
+    return (f"<mjx-container display='true' style='display:block; overflow-x:auto'>"
+            f"<mjx-math style='display:inline-block; width:{width_px}px'>y = x W + b</mjx-math></mjx-container>")
+
+
 PAGES = {
-    "book/good": html(f"<h1>Good</h1><p>{LOREM}</p><figure><img src='figure.png'></figure>"),
+    "book/good": html(f"<h1>Good</h1><p>{LOREM}</p>{formula(300)}<figure><img src='figure.png'></figure>"),
+    "book/widemath": html(f"<p>{LOREM}</p>{formula(4000)}<img src='figure.png'>"),
     "book/rawtex": html(f"<p>{LOREM}</p><p>The loss is <span class='math'>\\(\\frac{{1}}{{n}}\\)</span>.</p>"
                         "<img src='figure.png'>"),
     "book/cdn": html(f"<p>{LOREM}</p><img src='figure.png'>",
@@ -75,6 +82,7 @@ def test_a_good_page_passes(findings):
     ("book/rawtex", "math element(s) not typeset"),
     ("book/cdn", "asks the network for http://127.0.0.1:9/mathjax/tex-chtml.js"),
     ("book/cdn", "asks the network for http://127.0.0.1:9/fonts.css"),
+    ("book/widemath", "1+ formula(s) wider than the text column, e.g. 'y = x W + b'"),
     ("book/broken", "image fails to load"),
     ("book/blank", "renders blank"),
     ("book/nofigure", "a chapter page without a figure"),
