@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 CHAPTERS := $(notdir $(patsubst %/,%,$(wildcard solutions/*/)))
 
-.PHONY: help setup book browser-check screenshot test lab exercises bench lint constraints clean
+.PHONY: help setup book browser-check chromium screenshot test lab exercises bench lint constraints clean
 
 help:
 	@echo "make book       build the book into _build/html (warnings are errors)"
@@ -39,6 +39,10 @@ book: $(STAMP)
 browser-check: $(STAMP)
 	@test -f _build/html/index.html || $(MAKE) book
 	$(BIN)/python tools/browser_check.py _build/html --require
+
+# Debian's chromium for the browser check and its tests (apt-get, as root or through sudo)
+chromium: $(STAMP)
+	$(BIN)/python -c "from tools.browser_check import find_chromium; print('chromium:', find_chromium(install=True))"
 
 # the README's picture of a chapter page
 screenshot: $(STAMP)
