@@ -32,6 +32,13 @@ def pytest_collection_modifyitems(items):
             item.add_marker(getattr(pytest.mark, slug))
 
 
+def assert_fails_naming(report, part: str, *causes: str) -> None:
+    """The report fails `part`, and one of its failure lines of that part contains every cause."""
+    assert not report.passed and not report.part_passed(part), str(report)
+    lines = [f for f in report.failures if f.startswith(f"{part}:")]
+    assert any(all(c in line for c in causes) for line in lines), f"no {part} failure mentions {causes}:\n{report}"
+
+
 @functools.cache
 def solution_classes(chapter: str) -> dict[str, type]:
     loaded = load(ROOT / "solutions" / chapter / f"{chapter}.ipynb")

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from autograder import CHAPTERS, grade
-from tests.conftest import solution_classes
+from tests.conftest import assert_fails_naming, solution_classes
 
 S = solution_classes("normalization")
 BatchNorm1d, BatchNorm2d, BatchNorm3d = S["BatchNorm1d"], S["BatchNorm2d"], S["BatchNorm3d"]
@@ -537,10 +537,7 @@ def test_the_reference_passes_the_public_and_hidden_suites(name):
 
 @pytest.mark.parametrize("layer, name, part, cause", WRONG, ids=[_id(w) for w in WRONG])
 def test_a_wrong_layer_fails_naming_the_cause(layer, name, part, cause):
-    report = grade(name, layer, parts=[part])
-    assert not report.part_passed(part), str(report)
-    failures = [f for f in report.failures if f.startswith(f"{part}:")]
-    assert any(cause in f for f in failures), f"no {part} failure mentions {cause!r}:\n{report}"
+    assert_fails_naming(grade(name, layer, parts=[part]), part, cause)
 
 
 @pytest.mark.parametrize("layer, name, part, cause", [
@@ -554,9 +551,7 @@ def test_a_wrong_layer_fails_naming_the_cause(layer, name, part, cause):
 def test_the_hidden_suite_catches_the_key_mistakes_too(layer, name, part, cause):
     """Fresh configurations at every grading still expose (and name) the classic mistakes."""
     for seed in range(3):
-        report = grade(name, layer, parts=[part], suite="hidden", seed=seed)
-        assert not report.part_passed(part), str(report)
-        assert any(cause in f for f in report.failures), str(report)
+        assert_fails_naming(grade(name, layer, parts=[part], suite="hidden", seed=seed), part, cause)
 
 
 def test_the_running_statistics_are_compared_after_every_step():
