@@ -10,7 +10,8 @@ after a budget of virtual time has let its scripts (MathJax above all) run. The 
 
 - is missing, or renders blank (no text in its article, or a screenshot of one colour);
 - still shows raw TeX (`\\(`, `$$`, `\\frac`, ...) outside code, or a MathJax error;
-- has a display formula wider than the text column (cut off, or only readable by scrolling);
+- has a display formula wider than the text column (cut off, or only readable by scrolling), or
+  a formula that shows a backslash (TeX printed as typed, such as `\\_` inside `\\text{}`);
 - is a chapter page without a figure, or has an image that does not load;
 - shows solution code from solutions/ (the lines `tools/check_book.py` looks for statically);
 - asks the network for anything: every request that is not file:, data: or blob: is reported.
@@ -85,6 +86,10 @@ PROBE = r"""
       .filter(e => (e.querySelector("mjx-math") || e).getBoundingClientRect().width >
                    Math.min(e.getBoundingClientRect().width, article.getBoundingClientRect().width) + 1)
       .map(e => (e.querySelector("mjx-assistive-mml, math") || e).textContent.slice(0, 60)).slice(0, 3),
+    // TeX shown as typed inside typeset maths (MathJax prints "\\_" in \\text{} literally)
+    literalTeX: [...article.querySelectorAll("mjx-container")]
+      .map(e => (e.querySelector("mjx-assistive-mml, math") || e).textContent)
+      .filter(t => t.includes("\\")).map(t => t.slice(0, 60)).slice(0, 3),
     unrendered: [...document.querySelectorAll(".math")]
       .filter(e => !e.querySelector("mjx-container")).map(e => e.textContent.slice(0, 60)).slice(0, 3),
   };
@@ -292,6 +297,9 @@ def problems_of(page: Page, secrets: set[str]) -> list[str]:
     if p.get("wideMath"):
         out.append(f"{page.name}: {len(p['wideMath'])}+ formula(s) wider than the text column, e.g. "
                    f"{p['wideMath'][0]!r}: break it over lines (aligned)")
+    if p.get("literalTeX"):
+        out.append(f"{page.name}: {len(p['literalTeX'])}+ formula(s) show a backslash, e.g. '{p['literalTeX'][0]}' "
+                   "(inside \\text{} write _ rather than \\_)")
     if p.get("mathErrors"):
         out.append(f"{page.name}: MathJax error: {p['mathErrors'][0]}")
     for image in p.get("images", []):

@@ -33,15 +33,17 @@ def png() -> bytes:
     return out.getvalue()
 
 
-def formula(width_px: int) -> str:
+def formula(width_px: int, text: str = "y = x W + b") -> str:
     """A display formula as MathJax 3 leaves it: a block container around the typeset maths."""
     return (f"<mjx-container display='true' style='display:block; overflow-x:auto'>"
-            f"<mjx-math style='display:inline-block; width:{width_px}px'>y = x W + b</mjx-math></mjx-container>")
+            f"<mjx-math style='display:inline-block; width:{width_px}px'>{text}</mjx-math></mjx-container>")
 
 
+LITERAL_TEX = "L = s + output\\_padding"  # "\\_" inside \\text{}: MathJax shows the backslash
 PAGES = {
     "book/good": html(f"<h1>Good</h1><p>{LOREM}</p>{formula(300)}<figure><img src='figure.png'></figure>"),
     "book/widemath": html(f"<p>{LOREM}</p>{formula(4000)}<img src='figure.png'>"),
+    "book/backslash": html(f"<p>{LOREM}</p>{formula(300, LITERAL_TEX)}<img src='figure.png'>"),
     "book/rawtex": html(f"<p>{LOREM}</p><p>The loss is <span class='math'>\\(\\frac{{1}}{{n}}\\)</span>.</p>"
                         "<img src='figure.png'>"),
     "book/cdn": html(f"<p>{LOREM}</p><img src='figure.png'>",
@@ -83,6 +85,7 @@ def test_a_good_page_passes(findings):
     ("book/cdn", "asks the network for http://127.0.0.1:9/mathjax/tex-chtml.js"),
     ("book/cdn", "asks the network for http://127.0.0.1:9/fonts.css"),
     ("book/widemath", "1+ formula(s) wider than the text column, e.g. 'y = x W + b'"),
+    ("book/backslash", "1+ formula(s) show a backslash, e.g. 'L = s + output\\_padding'"),
     ("book/broken", "image fails to load"),
     ("book/blank", "renders blank"),
     ("book/nofigure", "a chapter page without a figure"),
