@@ -1,11 +1,17 @@
 """nbgrader configuration of the Layers course. The course directory is this folder."""
 
+import warnings
+
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 
 from autograder.nbgrader_ext import ClearHiddenTracebacks
 
 c = get_config()  # noqa: F821 - injected by nbgrader
+
+# autograde adds students it has not seen in a way SQLAlchemy 2 warns about, harmlessly, on every
+# submission; keep the instructor's terminal for what matters
+warnings.filterwarnings("ignore", message="Object of type <Submitted", module="nbgrader")
 
 # --- where things live ---------------------------------------------------------------------------
 c.CourseDirectory.course_id = "layers"

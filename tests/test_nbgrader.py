@@ -25,11 +25,7 @@ from autograder import CHAPTERS
 from tests.conftest import ROOT
 from tests.test_course import GRADED, nbgrader_meta, source
 
-pytestmark = [
-    pytest.mark.nbgrader,
-    # nbgrader 0.9's autograde --create adds students in a way SQLAlchemy 2 warns about (harmless)
-    pytest.mark.filterwarnings("ignore:Object of type:sqlalchemy.exc.SAWarning"),
-]
+pytestmark = pytest.mark.nbgrader
 
 #: appended to the pasted solution: every layer's first output is scaled, so values are wrong
 #: while parameters, shapes and rules stay right (a partial score, not zero)
