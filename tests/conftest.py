@@ -12,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tools/ is importable from the tests
 
+from autograder import grade  # noqa: E402
 from autograder.notebook import load  # noqa: E402
 from autograder.specs import CHAPTER_ORDER  # noqa: E402
 
@@ -30,6 +31,17 @@ def pytest_collection_modifyitems(items):
         slug = getattr(item, "callspec", None) and item.callspec.params.get("chapter")
         if slug in CHAPTER_ORDER:
             item.add_marker(getattr(pytest.mark, slug))
+
+
+def assert_passes(name: str, layer: type, hidden_seeds: int, *, public_notes: bool = True,
+                  hidden_notes: bool = True) -> None:
+    """The layer passes the public suite and the hidden suite drawn with seeds 0..hidden_seeds-1;
+    `*_notes=False` also demands a report without notes (no warnings, nothing to remark)."""
+    report = grade(name, layer)
+    assert report.passed and (public_notes or not report.notes), str(report)
+    for seed in range(hidden_seeds):
+        report = grade(name, layer, suite="hidden", seed=seed)
+        assert report.passed and (hidden_notes or not report.notes), str(report)
 
 
 def assert_fails_naming(report, part: str, *causes: str) -> None:
