@@ -291,6 +291,15 @@ def hidden_convNd(rng: random.Random, N: int):
                randn(2, *(rng.randint(k, k + 4) for _ in range(N))))
 
 
+def batch_and_size_scales(case: Case, small: tuple[int, ...], large: tuple[int, ...]) -> tuple[Scale, ...]:
+    """Op counts that must not grow: batch 2 vs 16, and spatial size `small` vs `large` (2 channels)."""
+    return (
+        Scale("batch size 2 vs 16", case, randn(2, 2, *small), randn(16, 2, *small)),
+        Scale(f"input size {'x'.join(map(str, small))} vs {'x'.join(map(str, large))}", case,
+              randn(2, 2, *small), randn(2, 2, *large)),
+    )
+
+
 def spec_convNd(N: int) -> Spec:
     small, large = {1: ((8,), (64,)), 2: ((8, 8), (16, 16)), 3: ((4, 4, 4), (8, 8, 8))}[N]
     scale_case = Case("scale", (2, 3, 3), {"padding": 1})
@@ -302,11 +311,7 @@ def spec_convNd(N: int) -> Spec:
         hidden=partial(hidden_convNd, N=N),
         # many parameters, so the mean, spread and range of U(±1/sqrt(fan_in)) show; groups change fan_in
         init_cases=(Case("init", (16, 512, 3)), Case("init_groups", (32, 512, 3), {"groups": 8})),
-        scales=(
-            Scale("batch size 2 vs 16", scale_case, randn(2, 2, *small), randn(16, 2, *small)),
-            Scale(f"input size {'x'.join(map(str, small))} vs {'x'.join(map(str, large))}", scale_case,
-                  randn(2, 2, *small), randn(2, 2, *large)),
-        ),
+        scales=batch_and_size_scales(scale_case, small, large),
         forbidden_calls=CONV_CALLS,
         forbidden_modules=CONV_MODULES,
         mistakes=MISTAKES,

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..spec import Case, Inputs, Mistake, Scale, Spec, call, randn, register
-from .conv import CONV_CALLS, CONV_MODULES, per_dim
+from ..spec import Case, Inputs, Mistake, Spec, call, randn, register
+from .conv import CONV_CALLS, CONV_MODULES, batch_and_size_scales, per_dim
 
 FUNCTIONAL = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 MODULES = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
@@ -255,11 +255,7 @@ def spec_convtransposeNd(N: int) -> Spec:
         hidden=partial(hidden_convtransposeNd, N=N),
         # fan_in is computed from weight.shape[1] = C_out / groups: the init must follow that
         init_cases=(Case("init", (16, 512, 3)), Case("init_groups", (32, 512, 3), {"groups": 8})),
-        scales=(
-            Scale("batch size 2 vs 16", scale_case, randn(2, 2, *small), randn(16, 2, *small)),
-            Scale(f"input size {'x'.join(map(str, small))} vs {'x'.join(map(str, large))}", scale_case,
-                  randn(2, 2, *small), randn(2, 2, *large)),
-        ),
+        scales=batch_and_size_scales(scale_case, small, large),
         forbidden_calls=CONV_CALLS,
         forbidden_modules=CONV_MODULES,
         mistakes=MISTAKES,

@@ -539,6 +539,11 @@ def _ln_cases() -> tuple[Case, ...]:
     )
 
 
+#: LayerNorm and RMSNorm over the last dim (8): op counts must not grow with the batch or leading dims
+LAST_DIM_SCALES = (
+    Scale("batch size 4 vs 64", Case("probe", (8,)), data(4, 8, dim=0), data(64, 8, dim=0)),
+    Scale("leading dims (4,) vs (6, 16)", Case("probe", (8,)), data(4, 8, dim=0), data(6, 16, 8, dim=0)),
+)
 LN_CASES = _ln_cases()
 register(Spec(
     name="LayerNorm",
@@ -546,10 +551,7 @@ register(Spec(
     reference=_randomised(nn.LayerNorm),
     cases=LN_CASES,
     hidden=_hidden_layernorm,
-    scales=(
-        Scale("batch size 4 vs 64", Case("probe", (8,)), data(4, 8, dim=0), data(64, 8, dim=0)),
-        Scale("leading dims (4,) vs (6, 16)", Case("probe", (8,)), data(4, 8, dim=0), data(6, 16, 8, dim=0)),
-    ),
+    scales=LAST_DIM_SCALES,
     forbidden_calls=FORBIDDEN_CALLS,
     tolerances=NORM_TOLERANCES,
     forbidden_modules=FORBIDDEN_MODULES,
@@ -803,10 +805,7 @@ register(Spec(
     reference=_randomised(nn.RMSNorm),
     cases=RMS_CASES,
     hidden=_hidden_rmsnorm,
-    scales=(
-        Scale("batch size 4 vs 64", Case("probe", (8,)), data(4, 8, dim=0), data(64, 8, dim=0)),
-        Scale("leading dims (4,) vs (6, 16)", Case("probe", (8,)), data(4, 8, dim=0), data(6, 16, 8, dim=0)),
-    ),
+    scales=LAST_DIM_SCALES,
     forbidden_calls=FORBIDDEN_CALLS,
     tolerances=NORM_TOLERANCES,
     forbidden_modules=FORBIDDEN_MODULES,
