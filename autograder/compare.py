@@ -30,7 +30,7 @@ def structure(got: Any, want: Any, what: str = "output") -> list[str]:
         return [] if got is None else [f"{what} should be None, got a {type(got).__name__}"]
     if isinstance(want, torch.Tensor):
         if type(got) is not torch.Tensor:
-            kind = "None" if got is None else type(got).__qualname__
+            kind = "None" if got is None else getattr(got, "type_name", None) or type(got).__qualname__
             return [f"{what} is a {kind}, expected exactly a torch.Tensor"]
         problems = []
         if got.shape != want.shape:

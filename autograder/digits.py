@@ -11,7 +11,6 @@ import contextlib
 import io
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -52,57 +51,100 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return (model(x).argmax(dim=1) == y).float().mean().item()
 
 
-def train(model: nn.Module, epochs: int = 10, lr: float = 1e-2, batch_size: int = 64, seed: int = 0,
-          progress: bool = False) -> History:
-    """Train `model` on the digits with Adam and cross-entropy; test accuracy after every epoch."""
+def _epochs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: float, batch_size: int,
+            seed: int):
+    """Mini-batch Adam on cross-entropy, seeded; yields the mean training loss after each epoch."""
     torch.manual_seed(seed)
-    x_train, y_train, x_test, y_test = load_digits_split(seed=seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = nn.CrossEntropyLoss()
-    history = History()
-    start = time.perf_counter()
-    epochs_iter = range(epochs)
-    if progress:
-        from tqdm.auto import tqdm
-
-        epochs_iter = tqdm(epochs_iter, desc="training", unit="epoch")
-    for _ in epochs_iter:
+    for _ in range(epochs):
         model.train()
-        order = torch.randperm(len(y_train))
+        order = torch.randperm(len(y))
         total = 0.0
         for i in range(0, len(order), batch_size):
             batch = order[i:i + batch_size]
-            loss = loss_fn(model(x_train[batch]), y_train[batch])
+            loss = loss_fn(model(x[batch]), y[batch])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             total += loss.item() * len(batch)
-        history.losses.append(total / len(order))
+        yield total / len(order)
+
+
+def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 10, lr: float = 1e-2,
+        batch_size: int = 64, seed: int = 0) -> list[float]:
+    """Train `model` in place on (x, y); the mean training loss of each epoch. This is what runs on the
+    student's side; the accuracy is measured by the grader (`judge_training`)."""
+    return list(_epochs(model, x, y, epochs, lr, batch_size, seed))
+
+
+def train(model: nn.Module, epochs: int = 10, lr: float = 1e-2, batch_size: int = 64, seed: int = 0,
+          progress: bool = False) -> History:
+    """Train `model` on the digits with Adam and cross-entropy; test accuracy after every epoch."""
+    x_train, y_train, x_test, y_test = load_digits_split(seed=seed)
+    history = History()
+    start = time.perf_counter()
+    losses = _epochs(model, x_train, y_train, epochs, lr, batch_size, seed)
+    if progress:
+        from tqdm.auto import tqdm
+
+        losses = tqdm(losses, total=epochs, desc="training", unit="epoch")
+    for loss in losses:
+        history.losses.append(loss)
         history.accuracies.append(accuracy(model, x_test, y_test))
         if progress:
-            epochs_iter.set_postfix(loss=f"{history.losses[-1]:.3f}", accuracy=f"{history.accuracies[-1]:.3f}")
+            losses.set_postfix(loss=f"{loss:.3f}", accuracy=f"{history.accuracies[-1]:.3f}")
     history.seconds = time.perf_counter() - start
     return history
 
 
-def check_training(make_model: Callable[[], nn.Module], *, min_accuracy: float = 0.9, epochs: int = 10,
-                   seed: int = 0) -> History:
+def judge_training(make_model, *, min_accuracy: float = 0.9, epochs: int = 10, seed: int = 0,
+                   lr: float = 1e-2, batch_size: int = 64) -> tuple[bool, str]:
+    """Train a fresh student network on the student's side, then measure its test accuracy here, with
+    torch's own network (`TorchSimpleCNN`) holding the trained weights: the accuracy never comes from
+    the student's code. `make_model` is the student's class, or a `student.Side` reaching it.
+    Returns (passed, message)."""
+    from .engine import as_side
+    from .specs.capstone import TorchSimpleCNN
+
+    side = as_side(make_model)
+    x_train, y_train, x_test, y_test = load_digits_split(seed=seed)
+    start = time.perf_counter()
+    try:
+        model = side.build((), {}, seed=seed)
+        if not model.info["is_module"]:
+            return False, f"training could not run: the model is a {model.info['type']}, not an nn.Module"
+        trained = model.train_digits({"x": x_train, "y": y_train}, epochs=epochs, lr=lr, batch_size=batch_size,
+                                     seed=seed)
+    except Exception as exc:  # noqa: BLE001 - the student's fault becomes the message
+        return False, f"training could not run: the model {raised(exc)}"
+    seconds = time.perf_counter() - start
+    network = TorchSimpleCNN()
+    try:
+        network.load_state_dict(trained["state"])
+    except Exception as exc:  # noqa: BLE001
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        return False, (f"training ran, but the trained weights do not fit torch's network ({first}): the state "
+                       "part names the difference")
+    losses = [float(v) for v in trained.get("losses", [])] or [float("nan")]
+    score = accuracy(network, x_test, y_test)
+    line = (f"test accuracy {score:.1%} after {epochs} epochs in {seconds:.1f} s "
+            f"(final training loss {losses[-1]:.3f})")
+    if not score >= min_accuracy:
+        return False, (f"{line}: below the {min_accuracy:.0%} a correct network reaches. A loss that does not fall "
+                       "points at the backward pass; one that falls while accuracy stays low, at the forward pass "
+                       "in eval mode")
+    return True, f"passed: {line}"
+
+
+def check_training(make_model, *, min_accuracy: float = 0.9, epochs: int = 10, seed: int = 0) -> None:
     """Train a fresh `make_model()` with a fixed seed; raise AssertionError unless the test accuracy
-    reaches `min_accuracy`. Writes nothing to stderr (nbgrader-safe)."""
+    (measured with torch's network holding the trained weights) reaches `min_accuracy`. Writes
+    nothing to stderr (nbgrader-safe)."""
     out = io.StringIO()
     with warnings.catch_warnings(), contextlib.redirect_stderr(out), contextlib.redirect_stdout(out):
         warnings.simplefilter("ignore")
-        torch.manual_seed(seed)
-        try:
-            model = make_model()
-            history = train(model, epochs=epochs, seed=seed)
-        except Exception as exc:  # noqa: BLE001 - the student's fault becomes the message
-            raise AssertionError(f"training could not run: the model {raised(exc)}") from None
-    line = (f"test accuracy {history.accuracy:.1%} after {epochs} epochs in {history.seconds:.1f} s "
-            f"(final training loss {history.losses[-1]:.3f})")
-    if not history.accuracy >= min_accuracy:
-        raise AssertionError(f"{line}: below the {min_accuracy:.0%} a correct network reaches. A loss that does "
-                             "not fall points at the backward pass; one that falls while accuracy stays low, "
-                             "at the forward pass in eval mode")
-    print(f"passed: {line}")
-    return history
+        ok, message = judge_training(make_model, min_accuracy=min_accuracy, epochs=epochs, seed=seed)
+    if not ok:
+        raise AssertionError(message)
+    print(message)

@@ -6,6 +6,8 @@ student's, then in each dtype run training-mode steps (forward, buffers, backwar
 eval-mode forward, comparing everything with torch. Finally the rules: no call to torch's own
 implementation, an op count that does not grow with the data, and a run on the `meta` device.
 
+The student's layer is reached only through a `student.Side` (in this process for a notebook's
+`check()`, in a sandbox for grades): what comes back is plain data, never the student's objects.
 Nothing here raises for a student's fault: every exception becomes a failed check in the report.
 """
 
@@ -17,11 +19,9 @@ import io
 import os
 import random
 import secrets
-import traceback
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,7 +30,7 @@ from torch import nn
 from . import compare
 from .report import Report, Result
 from .spec import PARTS, Case, Inputs, Maker, Scale, Spec, built, get_spec, seed_of
-from .trace import Trace, module_names, tracing
+from .student import Fault, Forward, Handle, Local, Side, StudentError, describe, make_leaves, merge_trace
 
 #: an op count may grow this much from the small input to the large one and still be vectorized
 SCALE_SLACK = (1.25, 8)
@@ -43,12 +43,18 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device(device)
 
 
-def grade(name: str, cls: type, *, parts: Sequence[str] | None = None, device: str | torch.device | None = None,
+def as_side(cls: Any) -> Side:
+    """The student's side for `cls`: itself if it is one (a sandbox's), else the class in this process."""
+    return cls if isinstance(cls, Side) else Local(cls)
+
+
+def grade(name: str, cls: Any, *, parts: Sequence[str] | None = None, device: str | torch.device | None = None,
           suite: str = "public", seed: int | None = None) -> Report:
     """Grade the student's `cls` as a drop-in replacement for `torch.nn.<name>`.
 
-    `parts` selects a subset of `PARTS`; `suite` is "public" (the fixed configurations) or
-    "hidden" (configurations drawn at grading time from `seed`, random unless given).
+    `cls` is the student's class, or a `student.Side` that reaches it (a sandbox's). `parts` selects
+    a subset of `PARTS`; `suite` is "public" (the fixed configurations) or "hidden" (configurations
+    drawn at grading time from `seed`, random unless given).
     Raises only for the caller's errors (an unknown layer or part), never for the student's.
     """
     spec = get_spec(name)
@@ -63,13 +69,18 @@ def grade(name: str, cls: type, *, parts: Sequence[str] | None = None, device: s
         seed = secrets.randbits(31) if seed is None else seed
         header += f", seed {seed}"
     cases = spec.suite(suite, random.Random(seed))
-    report = Report(name, chosen, header=header)
-    run = Context(spec, cls, chosen, dev, cases, report)
+    side = as_side(cls)
+    report = Report(name, chosen, header=header, seed=seed if suite == "hidden" else None)
+    run = Context(spec, side, chosen, dev, cases, report)
     with _quiet(report), _exact_matmul():
         try:
             run.go()
         except Exception as exc:  # noqa: BLE001 - a student fault the checks above did not foresee
             run.fail_all(name, f"grading stopped: your layer {raised(exc)}", chosen)
+    notes, faults = side.drain()
+    report.notes += [n for n in dict.fromkeys(notes) if n not in report.notes]
+    report.faults += [f.text for f in faults]
+    report.fault_kinds += [f.kind for f in faults]
     return report
 
 
@@ -117,12 +128,10 @@ def _exact_matmul():
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-def _missing_hint(missing: list[str], unexpected: list[str], stu: nn.Module) -> str:
+def _missing_hint(missing: list[str], unexpected: list[str], state: Any) -> str:
     """Why a state_dict lacks keys, when the pattern tells: nothing registered, other names, shifted indices."""
-    if not unexpected and not any(True for _ in stu.parameters()):
-        kept = [name for name, value in vars(stu).items() if isinstance(value, (list, tuple, dict))
-                and any(isinstance(v, nn.Module) for v in (value.values() if isinstance(value, dict) else value))]
-        where = f" (self.{kept[0]} is a plain Python container)" if kept else ""
+    if not unexpected and not state.any_params:
+        where = f" (self.{state.containers[0]} is a plain Python container)" if state.containers else ""
         return (f": the layer registers no parameters at all{where}; submodules must be registered "
                 "(an attribute, add_module, nn.ModuleList) to appear in state_dict() and parameters()")
     def leaf(key: str) -> str:
@@ -138,16 +147,8 @@ def _missing_hint(missing: list[str], unexpected: list[str], stu: nn.Module) -> 
 
 def raised(exc: BaseException) -> str:
     """`raised NotImplementedError at line 12 ('raise NotImplementedError()')`, pointing at the
-    student's code rather than torch's internals."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if f"{os.sep}torch{os.sep}" not in f.filename and Path(f.filename).parent != Path(__file__).parent]
-    where = ""
-    if frames:
-        f = frames[-1]
-        line = f" ({f.line.strip()!r})" if f.line else ""
-        where = f" in {f.name}{line}"
-    message = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-    return f"raised {type(exc).__name__}{': ' + message if message else ''}{where}"
+    student's code rather than torch's internals; a `StudentError` (or `Fault`) says it already."""
+    return exc.text if isinstance(exc, StudentError) else describe(exc)
 
 
 @dataclass
@@ -155,12 +156,12 @@ class Context:
     """One grading run. Spec judges receive it and may use its helpers."""
 
     spec: Spec
-    cls: type
+    side: Side
     parts: tuple[str, ...]
     device: torch.device
     cases: tuple[Case, ...]
     report: Report
-    trace: Trace = field(default_factory=Trace)  # union of the student's traced forwards
+    trace: dict = field(default_factory=dict)  # union of the student's traced forwards (calls, ops, modules)
     crashed: set = field(default_factory=set)  # configurations whose forward raised
 
     # --- recording -----------------------------------------------------------------------------
@@ -179,64 +180,54 @@ class Context:
         args, kwargs = built(case)  # a `Layer` argument becomes torch's layer
         return self.spec.reference(*args, **kwargs).to(self.device)
 
-    def student(self, case: Case, where: str, parts: Iterable[str] = PARTS) -> nn.Module | None:
+    def build(self, case: Case, seed: Any = "init", **changes: Any) -> Handle:
+        """The student's layer for `case` (kwargs updated with `changes`), on the grading device.
+        Raises StudentError/Fault; `student` records instead."""
+        kwargs = {**dict(case.kwargs), **changes}
+        stu = self.side.build(case.args, kwargs, seed=seed_of(self.spec.name, case.desc, seed))
+        if not stu.info["is_module"]:
+            raise StudentError(f"{stu.info['type_name']} is not an nn.Module subclass")
+        stu.to(device=self.device)
+        return stu
+
+    def student(self, case: Case, where: str, parts: Iterable[str] = PARTS) -> Handle | None:
         """The student's layer, or None after recording why it could not be built."""
-        torch.manual_seed(seed_of(self.spec.name, case.desc, "init"))
         try:
-            args, kwargs = built(case, self.cls)  # a `Layer` argument becomes the student's own layer
-        except Exception as exc:  # noqa: BLE001
-            self.fail_all(where, f"building the layer it is given as an argument {raised(exc)}", parts)
-            return None
-        try:
-            layer = self.cls(*args, **kwargs)
+            stu = self.side.build(case.args, dict(case.kwargs), seed=seed_of(self.spec.name, case.desc, "init"))
         except Exception as exc:  # noqa: BLE001 - any student error becomes feedback
-            self.fail_all(where, f"the constructor {raised(exc)}", parts)
+            text = raised(exc)
+            self.fail_all(where, text if text.startswith("building") else f"the constructor {text}", parts)
             return None
-        if not isinstance(layer, nn.Module):
-            self.fail_all(where, f"{type(layer).__name__} is not an nn.Module subclass", parts)
+        if not stu.info["is_module"]:
+            self.fail_all(where, f"{stu.info['type_name']} is not an nn.Module subclass", parts)
             return None
         try:
-            return layer.to(self.device)
+            stu.to(device=self.device)
         except Exception as exc:  # noqa: BLE001
             self.fail_all(where, f"moving the layer to {self.device} {raised(exc)}", parts)
             return None
+        return stu
 
     def make(self, case: Case, dtype: torch.dtype, step: Any, device: torch.device | None = None) -> Inputs:
         maker = Maker(dtype, device or self.device, seed_of(self.spec.name, case.desc, str(dtype), step))
         return case.inputs(maker)
 
-    def leaves(self, inputs: Inputs) -> tuple[Inputs, list[torch.Tensor]]:
-        """A fresh copy of the inputs whose float tensors require grad, and those leaf tensors."""
-        leaves: list[torch.Tensor] = []
+    def forward(self, stu: Handle, inputs: Inputs, *, traced: bool = False, **options: Any) -> Forward:
+        """The student's forward; a traced one adds to the run's trace (checked by the rules)."""
+        got = stu.forward(inputs, traced="calls" if traced else None, **options)
+        merge_trace(self.trace, got.trace)
+        return got
 
-        def prep(value: Any) -> Any:
-            if isinstance(value, torch.Tensor):
-                t = value.detach().clone()
-                if t.is_floating_point() and self.spec.backward:
-                    t.requires_grad_(True)
-                    leaves.append(t)
-                    return t.clone() if self.spec.clone_inputs else t
-                return t
-            if isinstance(value, (tuple, list)):
-                return type(value)(prep(v) for v in value)
-            return value
-
-        return Inputs(tuple(prep(a) for a in inputs.args), {k: prep(v) for k, v in inputs.kwargs.items()}), leaves
-
-    def forward(self, layer: nn.Module, inputs: Inputs, *, traced: bool = False) -> Any:
-        if not traced:
-            return layer(*inputs.args, **dict(inputs.kwargs))
-        with tracing(ops=False) as t:
-            out = layer(*inputs.args, **dict(inputs.kwargs))
-        self.trace.calls.update(t.calls)
-        self.trace.modules.update(t.modules)
-        return out
+    def count_ops(self, stu: Handle, inputs: Inputs) -> int:
+        return stu.count_ops(inputs)
 
     # --- the run -------------------------------------------------------------------------------
     def go(self) -> None:
         name = self.spec.name
-        if isinstance(self.cls, type) and issubclass(self.cls, self.spec.forbidden_modules or ()):
-            bases = [b.__name__ for b in self.cls.__mro__ if b in self.spec.forbidden_modules]
+        described = self.side.describe()
+        forbidden = {f"{m.__module__}.{m.__qualname__}": m.__name__ for m in self.spec.forbidden_modules}
+        bases = [forbidden[k] for k in described["mro"] if k in forbidden]
+        if bases:
             self.fail_all(name, f"your class inherits from torch's {bases[0]}: write the layer yourself")
             return
         if {"state"} & set(self.parts):
@@ -263,57 +254,64 @@ class Context:
                           ("shape", "forward", "backward"))
             return
         for dtype in self.spec.dtypes:
-            r, s = copy.deepcopy(ref).to(dtype), stu
+            r = copy.deepcopy(ref).to(dtype)
             try:
-                s.to(dtype).load_state_dict(r.state_dict())
+                stu.to(dtype=dtype)
+                stu.load_state_dict(r.state_dict())
             except Exception as exc:  # noqa: BLE001
                 self.fail_all(where, f"loading torch's state in {dtype} {raised(exc)}", ("state", "shape", "forward"))
+                if isinstance(exc, Fault):
+                    return
                 continue
             short = str(dtype).replace("torch.", "")
             if "train" in self.spec.modes:
-                r.train(), s.train()
+                r.train()
+                stu.train(True)
                 for step in range(self.spec.steps):
                     tag = f"{short}, train" + (f", step {step + 1}" if self.spec.steps > 1 else "")
                     backward = self.spec.backward and "backward" in self.parts
-                    if not self.step(case, where, tag, r, s, dtype, step, backward=backward):
+                    if not self.step(case, where, tag, r, stu, dtype, step, backward=backward):
                         break
             if "eval" in self.spec.modes:
-                r.eval(), s.eval()
-                self.step(case, where, f"{short}, eval", r, s, dtype, "eval", backward=False)
+                r.eval()
+                try:
+                    stu.train(False)
+                except Exception as exc:  # noqa: BLE001
+                    self.fail_all(where, f"eval() {raised(exc)}", ("shape", "forward"))
+                    continue
+                self.step(case, where, f"{short}, eval", r, stu, dtype, "eval", backward=False)
 
-    def step(self, case: Case, where: str, tag: str, ref: nn.Module, stu: nn.Module, dtype: torch.dtype,
+    def step(self, case: Case, where: str, tag: str, ref: nn.Module, stu: Handle, dtype: torch.dtype,
              step: Any, *, backward: bool) -> bool:
         """One forward (and backward) of both layers on the same inputs; False if it failed."""
         tol = self.spec.tolerances[dtype]
         inputs = self.make(case, dtype, step)
-        ref_in, ref_leaves = self.leaves(inputs)
-        stu_in, stu_leaves = self.leaves(inputs)
-        for layer in (ref, stu):
-            layer.zero_grad(set_to_none=True)
+        ref_in, ref_leaves = make_leaves(inputs, self.spec.backward, self.spec.clone_inputs)
+        ref.zero_grad(set_to_none=True)
         before = self.snapshot(stu) if self.spec.buffer_mistakes else {}
-        want = self.forward(ref, ref_in)
+        want = ref(*ref_in.args, **dict(ref_in.kwargs))
         try:
-            got = self.forward(stu, stu_in, traced=True)
+            got = self.forward(stu, inputs, traced=True, leaves=self.spec.backward, clone=self.spec.clone_inputs)
         except Exception as exc:  # noqa: BLE001
             self.crashed.add(where)
             self.fail_all(where, f"forward {raised(exc)}", ("shape", "forward", "backward"))
             return False
-        shape_problems = compare.structure(got, want)
+        shape_problems = compare.structure(got.output, want)
         if shape_problems:  # a known mistake may change the shape (an ignored stride): name it
-            shape_problems[0] += self.diagnose(ref, inputs, got, tol)
+            shape_problems[0] += self.diagnose(ref, inputs, got.output, tol)
         self.record("shape", where, not shape_problems, "; ".join(shape_problems), tag)
         if shape_problems:
             self.record("forward", where, False, "values not compared: " + shape_problems[0], tag)
             if backward:
                 self.record("backward", where, False, "not run: " + shape_problems[0], tag)
             return False
-        problems = compare.values(got, want, *tol)
+        problems = compare.values(got.output, want, *tol)
         if problems:
-            problems[0] += self.diagnose(ref, inputs, got, tol)
+            problems[0] += self.diagnose(ref, inputs, got.output, tol)
         self.record("forward", where, not problems, "; ".join(problems), tag)
         self.compare_buffers(where, tag, ref, stu, tol, before, inputs)
         if backward:
-            self.backward(where, tag, case, dtype, step, ref, stu, want, got, ref_leaves, stu_leaves)
+            self.backward(where, tag, case, dtype, step, ref, stu, want, got, ref_leaves)
         return not problems
 
     def diagnose(self, ref: nn.Module, inputs: Inputs, got: Any, tol: tuple[float, float]) -> str:
@@ -328,12 +326,19 @@ class Context:
                 return f"; it matches the output when {mistake.cause}"
         return ""
 
-    def compare_buffers(self, where: str, tag: str, ref: nn.Module, stu: nn.Module, tol: tuple[float, float],
+    def compare_buffers(self, where: str, tag: str, ref: nn.Module, stu: Handle, tol: tuple[float, float],
                         before: dict | None = None, inputs: Inputs | None = None) -> None:
         """Buffers after a forward call; `before` (the student's, before the call) and `inputs` let
         the spec's buffer mistakes name the cause of a wrong update."""
-        stu_buffers = dict(stu.named_buffers())
-        for name, want in ref.named_buffers():
+        wanted = list(ref.named_buffers())
+        if not wanted:
+            return
+        try:
+            stu_buffers = stu.buffers()
+        except Exception as exc:  # noqa: BLE001
+            self.record("state", where, False, f"named_buffers() {raised(exc)}", tag)
+            return
+        for name, want in wanted:
             got = stu_buffers.get(name)
             what = f"buffer {name!r}"
             problems = compare.structure(got, want, what) or compare.values(got, want, *tol, what)
@@ -342,10 +347,10 @@ class Context:
             self.record("state", where, not problems, "; ".join(problems), tag)
 
     @staticmethod
-    def snapshot(layer: nn.Module) -> dict:
+    def snapshot(stu: Handle) -> dict:
         """Copies of a layer's buffers, by name (empty if they cannot be read)."""
         try:
-            return {n: b.detach().clone() for n, b in layer.named_buffers() if isinstance(b, torch.Tensor)}
+            return stu.buffers()
         except Exception:  # noqa: BLE001 - reported by the state checks
             return {}
 
@@ -363,63 +368,67 @@ class Context:
         return ""
 
     def backward(self, where: str, tag: str, case: Case, dtype: torch.dtype, step: Any, ref: nn.Module,
-                 stu: nn.Module, want: Any, got: Any, ref_leaves: list, stu_leaves: list) -> None:
+                 stu: Handle, want: Any, got: Forward, ref_leaves: list) -> None:
         tol = self.spec.tolerances[dtype]
-        pairs = [(w, g) for w, g in zip(compare.tensors(want), compare.tensors(got)) if w.requires_grad]
-        if not pairs:
+        chosen = [i for i, w in enumerate(compare.tensors(want)) if w.requires_grad]
+        if not chosen:
             return
+        wanted = [compare.tensors(want)[i] for i in chosen]
         maker = Maker(dtype, self.device, seed_of(self.spec.name, case.desc, str(dtype), step, "upstream"))
-        upstream = [maker.randn(*w.shape).to(w.dtype) for w, _ in pairs]
-        torch.autograd.backward([w for w, _ in pairs], upstream)
-        if not all(g.requires_grad for _, g in pairs):
+        upstream = [maker.randn(*w.shape).to(w.dtype) for w in wanted]
+        torch.autograd.backward(wanted, upstream)
+        if not all(i < len(got.requires_grad) and got.requires_grad[i] for i in chosen):
             self.record("backward", where, False, "the output does not require grad: the autograd graph is broken "
                         "(a .detach(), .data, .item(), numpy or torch.no_grad() in forward?)", tag)
             return
         try:
-            torch.autograd.backward([g for _, g in pairs], upstream)
+            grads = stu.backward(chosen, upstream)
         except Exception as exc:  # noqa: BLE001
             self.record("backward", where, False, f"backward {raised(exc)}", tag)
             return
         problems = []
-        for i, (w, g) in enumerate(zip(ref_leaves, stu_leaves)):
+        for i, w in enumerate(ref_leaves):
             what = "gradient of the input" if len(ref_leaves) == 1 else f"gradient of input {i}"
-            problems += self.grad_problems(g.grad, w.grad, tol, what)
-        stu_params = dict(stu.named_parameters())
+            g = grads.inputs[i] if i < len(grads.inputs) else None
+            problems += self.grad_problems(g, w.grad, tol, what)
         for name, w in ref.named_parameters():
-            if name in stu_params:
-                problems += self.grad_problems(stu_params[name].grad, w.grad, tol, f"gradient of {name!r}")
+            if name in grads.params:
+                problems += self.grad_problems(grads.params[name], w.grad, tol, f"gradient of {name!r}")
         self.record("backward", where, not problems, "; ".join(problems[:2]), tag)
 
     @staticmethod
     def grad_problems(got: torch.Tensor | None, want: torch.Tensor | None, tol: tuple[float, float],
                       what: str) -> list[str]:
         if want is None:
-            return [] if got is None or not got.any() else [f"{what} is nonzero where torch's is None"]
+            return [] if got is None or not torch.is_tensor(got) or not got.any() else [
+                f"{what} is nonzero where torch's is None"]
         if got is None:
             return [f"no {what}: it does not reach the loss (not used in forward, or detached)"]
         return compare.structure(got, want, what) or compare.values(got, want, *tol, what)
 
     # --- state -----------------------------------------------------------------------------------
-    def check_state(self, where: str, ref: nn.Module, stu: nn.Module) -> bool:
+    def check_state(self, where: str, ref: nn.Module, stu: Handle) -> bool:
         """Same parameter and buffer names and shapes as torch's layer; parameters are Parameters."""
+        want = ref.state_dict()
         try:
-            want, got = ref.state_dict(), stu.state_dict()
+            state = stu.state()
         except Exception as exc:  # noqa: BLE001
             return self.record("state", where, False, f"state_dict() {raised(exc)}")
+        got = state.shapes
         problems = []
         missing = [k for k in want if k not in got]
         unexpected = [k for k in got if k not in want]
         if missing:
-            problems.append(f"missing parameters/buffers {missing}{_missing_hint(missing, unexpected, stu)}")
+            problems.append(f"missing parameters/buffers {missing}{_missing_hint(missing, unexpected, state)}")
         if unexpected:
             note = " (torch's layer has none with these arguments)" if not missing else ""
             problems.append(f"unexpected parameters/buffers {unexpected}{note}")
         for k in want:
-            if k in got and isinstance(got[k], torch.Tensor) and got[k].shape != want[k].shape:
-                problems.append(f"{k!r} has shape {tuple(got[k].shape)}, expected {tuple(want[k].shape)}")
-        stu_params = {n for n, _ in stu.named_parameters()}
+            if k in got and got[k] is not None and tuple(got[k]) != tuple(want[k].shape):
+                problems.append(f"{k!r} has shape {tuple(got[k])}, expected {tuple(want[k].shape)}")
+        stu_params = set(state.params)
         # a module used twice lists its parameters once: not "not a Parameter" but shared
-        aliases = {n for n, _ in stu.named_parameters(remove_duplicate=False)} - stu_params
+        aliases = set(state.all_params) - stu_params
         shared = [n for n, _ in ref.named_parameters() if n in aliases]
         if shared:
             problems.append(f"{len(shared)} parameter(s), e.g. {shared[0]!r}, are the same tensors as other "
@@ -436,7 +445,7 @@ class Context:
         if stu is None:
             return
         try:
-            stu_tensors = dict(stu.state_dict())
+            stu_tensors = stu.state_dict()
         except Exception as exc:  # noqa: BLE001
             self.record("state", where, False, f"state_dict() {raised(exc)}")
             return
@@ -465,10 +474,12 @@ class Context:
     # --- rules -----------------------------------------------------------------------------------
     def check_rules(self) -> None:
         name = self.spec.name
-        forbidden = sorted(c for c in self.trace.calls if c in self.spec.forbidden_calls)
+        calls = self.trace.get("calls", {})
+        forbidden = sorted(c for c in calls if c in self.spec.forbidden_calls)
         self.record("rules", name, not forbidden, f"calls {', '.join(forbidden)}: torch's own implementation of "
                     f"{name}; write it with tensor operations", check="calls")
-        modules = module_names(self.trace.modules, self.spec.forbidden_modules, self.cls)
+        modules = module_names(self.trace.get("modules", {}).values(), self.spec.forbidden_modules,
+                               self.side.describe()["id"])
         self.record("rules", name, not modules, f"runs a {', '.join(modules)} module inside its forward: torch's "
                     f"own implementation of {name}", check="modules")
         for scale in self.spec.scales:
@@ -476,7 +487,7 @@ class Context:
         if self.spec.meta and self.cases:
             self.check_meta(self.cases[0])
 
-    def load(self, stu: nn.Module, ref: nn.Module, where: str, check: str) -> bool:
+    def load(self, stu: Handle, ref: nn.Module, where: str, check: str) -> bool:
         """Copy torch's state into the student's layer for a rules probe; False (recorded) if it fails."""
         try:
             stu.load_state_dict(ref.state_dict())
@@ -486,11 +497,6 @@ class Context:
                         "first (see state)", check=check)
             return False
 
-    def count_ops(self, layer: nn.Module, inputs: Inputs) -> int:
-        with torch.no_grad(), tracing() as t:
-            layer(*inputs.args, **dict(inputs.kwargs))
-        return t.op_count
-
     def check_scale(self, scale: Scale) -> None:
         where = scale.case.signature(self.spec.name)
         ref, stu = self.reference(scale.case), self.student(scale.case, where, ("rules",))
@@ -499,7 +505,7 @@ class Context:
         if not self.load(stu, ref, where, scale.what):
             return
         try:
-            stu.train()
+            stu.train(True)
             maker = Maker(torch.float32, self.device, seed_of(self.spec.name, scale.what))
             small, large = self.count_ops(stu, scale.small(maker)), self.count_ops(stu, scale.large(maker))
         except Exception as exc:  # noqa: BLE001
@@ -525,13 +531,12 @@ class Context:
         if not self.load(stu, ref, where, "meta"):
             return
         try:
-            stu.to("meta")
+            stu.to(device="meta")
             inputs = self.make(case, torch.float32, "meta", device=torch.device("cpu"))
-            inputs = Inputs(*_to_device((inputs.args, dict(inputs.kwargs)), torch.device("meta")))
-            stu(*inputs.args, **inputs.kwargs)
+            stu.forward(inputs, device="meta")
         except Exception as exc:  # noqa: BLE001
-            text = str(exc)
-            if isinstance(exc, NotImplementedError) and "meta" in text:
+            text = exc.message if isinstance(exc, StudentError) else str(exc)
+            if isinstance(exc, StudentError) and exc.is_a("NotImplementedError") and "meta" in text:
                 # an op torch itself cannot run on meta: not the student's fault
                 self.report.notes.append(f"the meta-device check was skipped: {text.splitlines()[0][:120]}")
                 return
@@ -543,13 +548,8 @@ class Context:
         self.record("rules", where, True, check="meta")
 
 
-def _to_device(obj: Any, device: torch.device) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.to(device)
-    if isinstance(obj, tuple):
-        return tuple(_to_device(o, device) for o in obj)
-    if isinstance(obj, list):
-        return [_to_device(o, device) for o in obj]
-    if isinstance(obj, dict):
-        return {k: _to_device(v, device) for k, v in obj.items()}
-    return obj
+def module_names(modules: Iterable[dict], forbidden: tuple[type, ...], student_id: int) -> list[str]:
+    """Names of forbidden module classes that ran (the student's own class excluded), from a trace's
+    module entries ({"name", "mro", "id"})."""
+    names = {f"{m.__module__}.{m.__qualname__}" for m in forbidden}
+    return sorted({m["name"] for m in modules if m["id"] != student_id and names & set(m["mro"])})

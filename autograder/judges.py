@@ -41,10 +41,8 @@ def _same(got: Any, want: Any) -> bool:
 
 def _build(ctx: Any, case: Any) -> Any:
     """The student's layer for `case` on the grading device, or None if it cannot be built."""
-    torch.manual_seed(0)
     try:
-        layer = ctx.cls(*case.args, **dict(case.kwargs))
-        return layer.to(ctx.device)
+        return ctx.build(case, seed=0)
     except Exception:  # noqa: BLE001 - reported by the engine's own checks
         return None
 
@@ -61,14 +59,18 @@ def attributes(*names: str) -> Callable[[Any], Iterator[Result]]:
             if stu is None:
                 continue
             ref = ctx.reference(case)
+            try:
+                found = stu.attrs(*names)
+            except Exception:  # noqa: BLE001 - a fault, reported by the engine
+                continue
             problems = []
             for name in names:
                 want = getattr(ref, name)
-                if not hasattr(stu, name):
+                if not found[name].present:
                     problems.append(f"keeps no attribute {name!r}; torch's {ctx.spec.name} stores its argument "
                                     f"as self.{name} (= {want!r} here), and code reading layer.{name} relies on it")
-                elif not _same(getattr(stu, name), want):
-                    problems.append(f"attribute {name!r} is {getattr(stu, name)!r}, expected {want!r}")
+                elif not _same(found[name].value, want):
+                    problems.append(f"attribute {name!r} is {found[name].value!r}, expected {want!r}")
             yield Result("state", where, not problems, "; ".join(problems), check="attributes")
 
     return judge
@@ -88,8 +90,9 @@ def _shares(out: Any, x: torch.Tensor) -> bool:
     return isinstance(out, torch.Tensor) and out.untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
 
 
-def _changed(x: torch.Tensor, before: torch.Tensor) -> bool:
-    return x.shape != before.shape or not torch.equal(x.nan_to_num(), before.nan_to_num())
+def _changed(x: Any, before: torch.Tensor) -> bool:
+    return not isinstance(x, torch.Tensor) or x.shape != before.shape or not torch.equal(x.nan_to_num(),
+                                                                                       before.nan_to_num())
 
 
 def aliasing(dtypes: Sequence[torch.dtype] = (torch.float64,)) -> Callable[[Any], Iterator[Result]]:
@@ -113,7 +116,8 @@ def aliasing(dtypes: Sequence[torch.dtype] = (torch.float64,)) -> Callable[[Any]
             ref = ctx.reference(case)
             for dtype in dtypes:
                 try:
-                    stu.to(dtype).load_state_dict(copy.deepcopy(ref).to(dtype).state_dict())
+                    stu.to(dtype=dtype)
+                    stu.load_state_dict(copy.deepcopy(ref).to(dtype).state_dict())
                     inputs = ctx.make(case, dtype, "aliasing")
                 except Exception:  # noqa: BLE001 - a state mismatch is reported by the engine
                     break
@@ -123,20 +127,23 @@ def aliasing(dtypes: Sequence[torch.dtype] = (torch.float64,)) -> Callable[[Any]
                 ref_in, stu_in = _clone(inputs), _clone(inputs)
                 want = ref.to(dtype)(*ref_in.args, **dict(ref_in.kwargs))
                 try:
-                    got = stu(*stu_in.args, **dict(stu_in.kwargs))
+                    got = stu.forward(stu_in, alias=True)
                 except Exception:  # noqa: BLE001 - reported by the forward part
                     break
-                yield Result("forward", where, *_judge_alias(name, case, original[0], _tensors(ref_in)[0], want,
-                                                             _tensors(stu_in)[0], got),
+                ref_x = _tensors(ref_in)[0]
+                torch_did = _changed(ref_x, original[0]), _shares(want, ref_x), want is ref_x
+                yours = _changed(got.inputs_after[0], original[0]), bool(got.shares), bool(got.same)
+                yield Result("forward", where, *_judge_alias(name, case, torch_did, yours),
                              tag=str(dtype).replace("torch.", ""), check="aliasing")
 
     return judge
 
 
-def _judge_alias(name: str, case: Any, before: torch.Tensor, ref_x: torch.Tensor, want: Any,
-                 stu_x: torch.Tensor, got: Any) -> tuple[bool, str]:
-    ref_changed, stu_changed = _changed(ref_x, before), _changed(stu_x, before)
-    ref_shares, stu_shares = _shares(want, ref_x), _shares(got, stu_x)
+def _judge_alias(name: str, case: Any, torch_did: tuple[bool, bool, bool],
+                 yours: tuple[bool, bool, bool]) -> tuple[bool, str]:
+    """Each of torch's layer and the student's: (changed its input, output shares the input's memory,
+    output is the input itself)."""
+    (ref_changed, ref_shares, ref_same), (stu_changed, stu_shares, _) = torch_did, yours
     if ref_changed and ref_shares:  # torch wrote the result into the input and returned it
         if not stu_shares:
             return False, (f"with inplace=True torch's {name} writes the result into its input and returns that "
@@ -150,7 +157,7 @@ def _judge_alias(name: str, case: Any, before: torch.Tensor, ref_x: torch.Tensor
         return False, (f"your layer changed its input; torch's {name}{flag} leaves it untouched: compute a new tensor "
                        "instead of writing into the input")
     if ref_shares and not stu_shares:
-        if want is ref_x:
+        if ref_same:
             return False, f"torch's {name} returns its input itself; yours returns a copy"
         return False, (f"returns a copy where torch's {name} returns a view of the input (sharing its memory, so "
                        "no data is copied): use reshape or view rather than clone, contiguous or torch.cat")

@@ -29,6 +29,15 @@ class Report:
     results: list[Result] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     header: str = ""
+    seed: int | None = None  # the hidden suite's seed, when it was graded
+    faults: list[str] = field(default_factory=list)  # the student's process could not answer (timeouts, crashes)
+    fault_kinds: list[str] = field(default_factory=list)  # "timeout", "crash", "memory", ... for each fault
+
+    def subset(self, parts: tuple[str, ...]) -> Report:
+        """The same grading seen through fewer parts (one test cell's)."""
+        chosen = tuple(p for p in self.parts if p in parts)
+        return Report(self.name, chosen, [r for r in self.results if r.part in chosen], list(self.notes),
+                      self.header, self.seed, list(self.faults), list(self.fault_kinds))
 
     def part_passed(self, part: str) -> bool:
         return all(r.ok for r in self.results if r.part == part)
@@ -82,6 +91,7 @@ class Report:
             lines += [f"      {line}" for line in failed[:SHOWN_PER_PART]]
             if len(failed) > SHOWN_PER_PART:
                 lines.append(f"      ... and {len(failed) - SHOWN_PER_PART} more")
+        lines += [f"  fault: {fault}" for fault in dict.fromkeys(self.faults)]
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 

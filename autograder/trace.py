@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from torch import nn
 from torch.nn.modules.module import register_module_forward_pre_hook
 from torch.overrides import TorchFunctionMode, resolve_name
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -69,11 +68,3 @@ def tracing(*, ops: bool = True) -> Iterator[Trace]:
     finally:
         handle.remove()
 
-
-def module_names(classes: Counter, forbidden: tuple[type, ...], student: type) -> list[str]:
-    """Names of forbidden module classes that ran (the student's own class excluded)."""
-    found = []
-    for cls in classes:
-        if cls is not student and issubclass(cls, forbidden) and issubclass(cls, nn.Module):
-            found.append(f"{cls.__module__}.{cls.__qualname__}")
-    return sorted(found)

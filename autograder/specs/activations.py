@@ -32,6 +32,7 @@ from torch import nn
 from ..judges import aliasing, attributes
 from ..report import Result
 from ..spec import Case, Inputs, Maker, Mistake, Scale, Spec, call, randn, register
+from ..student import StudentError
 
 #: fixed values every elementwise input starts with: overflow points of exp in float64 (710) and
 #: float32 (88.8), Softplus's default threshold (20) and both sides of it, and the kink at 0
@@ -134,20 +135,20 @@ def kinks(points: tuple[float, ...], hint: str) -> Callable[[object], Iterator[R
         for case in ctx.cases:
             where = case.signature(ctx.spec.name)
             try:
-                stu = ctx.cls(*case.args, **dict(case.kwargs)).to(ctx.device)
+                stu = ctx.build(case, seed=0)
             except Exception:  # noqa: BLE001 - reported by the engine
                 continue
-            grads = []
-            for layer in (ctx.reference(case), stu):
-                leaf = torch.tensor(points, dtype=torch.float64, device=ctx.device, requires_grad=True)
-                try:
-                    layer(leaf.clone()).sum().backward()
-                except Exception:  # noqa: BLE001 - reported by the engine
-                    break
-                grads.append(leaf.grad)
-            if len(grads) < 2:
+            x = torch.tensor(points, dtype=torch.float64, device=ctx.device)
+            leaf = x.clone().requires_grad_(True)
+            ctx.reference(case)(leaf.clone()).sum().backward()
+            want = leaf.grad
+            try:
+                out = stu.forward(call(x), leaves=True, clone=True)
+                if len(out.requires_grad) != 1 or not out.requires_grad[0]:
+                    continue  # reported by the engine
+                got = stu.backward([0], [torch.ones_like(x)]).inputs[0]
+            except Exception:  # noqa: BLE001 - reported by the engine
                 continue
-            want, got = grads
             bad = [i for i in range(len(points)) if got is None or not torch.isclose(got[i], want[i], 1e-7, 1e-9)]
             detail = ""
             if bad:
@@ -171,14 +172,17 @@ def inplace_backward(ctx) -> Iterator[Result]:
             continue
         where = case.signature(ctx.spec.name)
         try:
-            stu = ctx.cls(*case.args, **dict(case.kwargs)).to(ctx.device)
+            stu = ctx.build(case, seed=0)
         except Exception:  # noqa: BLE001 - reported by the engine
             continue
-        leaf = torch.linspace(-3, 3, 7, dtype=torch.float64, device=ctx.device, requires_grad=True)
+        x = torch.linspace(-3, 3, 7, dtype=torch.float64, device=ctx.device)
         try:
-            stu(leaf.clone()).sum().backward()
-        except RuntimeError as exc:
-            if "modified by an inplace operation" in str(exc):
+            out = stu.forward(call(x), leaves=True, clone=True)
+            if len(out.requires_grad) != 1 or not out.requires_grad[0]:
+                continue  # reported by the engine
+            stu.backward([0], [torch.ones_like(x)])
+        except StudentError as exc:
+            if exc.is_a("RuntimeError") and "modified by an inplace operation" in exc.message:
                 yield Result("backward", where, False, (
                     "backward fails after your in-place write: an earlier op of your forward saved the input for "
                     "its own backward (clamp, *, / and most ops do), and the write overwrote it. Compute with "

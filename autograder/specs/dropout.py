@@ -36,6 +36,7 @@ from .. import compare
 from ..engine import SCALE_SLACK, raised
 from ..report import Result
 from ..spec import Case, Inputs, Maker, Scale, Spec, call, randn, register, seed_of
+from ..student import StudentError
 
 # --- what must not be called --------------------------------------------------------------------
 
@@ -217,7 +218,11 @@ def _judge(channel_dims: int | None) -> Callable:
                 continue
             p, inplace = float(case.kwargs.get("p", 0.5)), bool(case.kwargs.get("inplace", False))
             if "state" in parts:
-                got = (getattr(stu, "p", None), getattr(stu, "inplace", None))
+                try:
+                    found = stu.attrs("p", "inplace")
+                except Exception:  # noqa: BLE001 - a fault, reported by the engine
+                    continue
+                got = (found["p"].value, found["inplace"].value)
                 ok = got == (p, inplace)
                 yield Result("state", where, ok, "" if ok else (
                     f"the layer should keep its arguments as attributes, like torch's: self.p = {p!r} and "
@@ -237,7 +242,7 @@ def _grows(ctx) -> str | None:
         if stu is None:
             return None
         try:
-            stu.train()
+            stu.train(True)
             maker = Maker(torch.float32, ctx.device, seed_of(ctx.spec.name, scale.what))
             small, large = ctx.count_ops(stu, scale.small(maker)), ctx.count_ops(stu, scale.large(maker))
         except Exception:  # noqa: BLE001 - the rules report it
@@ -253,9 +258,13 @@ def _check_p_range(ctx) -> Iterable[Result]:
     for p in (1.5, -0.1):
         where = f"{name}(p={p})"
         try:
-            ctx.cls(p=p)
-        except ValueError:
-            yield Result("state", where, True, check="p range")
+            ctx.side.build((), {"p": p})
+        except StudentError as exc:
+            if exc.is_a("ValueError"):
+                yield Result("state", where, True, check="p range")
+                continue
+            yield Result("state", where, False, f"the constructor {raised(exc)}; torch's raises ValueError for p "
+                         "outside [0, 1]", check="p range")
             continue
         except Exception as exc:  # noqa: BLE001
             yield Result("state", where, False, f"the constructor {raised(exc)}; torch's raises ValueError for p "
@@ -265,11 +274,10 @@ def _check_p_range(ctx) -> Iterable[Result]:
                      "between 0 and 1", check="p range")
 
 
-def _run(ctx, stu: nn.Module, x: torch.Tensor, seed: int, *, train: bool = True, traced: bool = True):
-    """One forward of the student's layer on `x` after seeding torch's generator."""
+def _run(ctx, stu, x: torch.Tensor, seed: int, *, train: bool = True, traced: bool = True, **options):
+    """One forward of the student's layer on `x` after seeding torch's generator (its `Forward`)."""
     stu.train(train)
-    torch.manual_seed(seed)
-    return ctx.forward(stu, call(x), traced=traced)
+    return ctx.forward(stu, call(x), traced=traced, seed=seed, **options)
 
 
 def _judge_dtype(ctx, case: Case, where: str, stu: nn.Module, p: float, inplace: bool, dtype: torch.dtype,
@@ -283,20 +291,20 @@ def _judge_dtype(ctx, case: Case, where: str, stu: nn.Module, p: float, inplace:
 
     # forward, shape, in-place semantics, statistics, fresh masks, reproducibility
     if parts & {"shape", "forward", "rules"}:
-        x1 = x.clone()
         try:
-            out = _run(ctx, stu, x1, seed)
+            run = _run(ctx, stu, x, seed, alias=True)
         except Exception as exc:  # noqa: BLE001
             for part in ("shape", "forward"):
                 yield Result(part, where, False, f"forward in training mode {raised(exc)}", tag, "train")
             return
+        out, x1 = run.output, (run.inputs_after or [x])[0]
         structure = compare.structure(out, x)
         yield Result("shape", where, not structure, "; ".join(structure), tag, "train")
         if structure:
             yield Result("forward", where, False, "values not checked: " + structure[0], tag, "train")
             return
-        problems = train_problems(out.detach(), x, p, lead, tol)
-        if inplace and not (out.data_ptr() == x1.data_ptr() and torch.equal(x1, out)):
+        problems = train_problems(out, x, p, lead, tol)
+        if inplace and not (run.shares and torch.equal(x1, out)):
             problems.append("with inplace=True the layer must write its result into its input and return that "
                             "tensor (an in-place operation such as x.mul_(...)), like torch's")
         if not inplace and not torch.equal(x1, x):
@@ -304,27 +312,27 @@ def _judge_dtype(ctx, case: Case, where: str, stu: nn.Module, p: float, inplace:
                             "compute the output as a new tensor")
         if 0 < p < 1 and not problems:
             try:
-                again = _run(ctx, stu, x.clone(), seed + 1)
-                repeat = _run(ctx, stu, x.clone(), seed)
+                again = _run(ctx, stu, x, seed + 1).output
+                repeat = _run(ctx, stu, x, seed).output
             except Exception as exc:  # noqa: BLE001
                 problems.append(f"a second forward {raised(exc)}")
             else:
-                if torch.equal(again == 0, out == 0):
+                if not isinstance(again, torch.Tensor) or torch.equal(again == 0, out == 0):
                     problems.append("the same elements are zeroed at every call: draw a new random mask in every "
                                     "forward (not once in __init__, and without re-seeding the generator)")
-                elif not torch.equal(repeat, out):
+                elif not isinstance(repeat, torch.Tensor) or not torch.equal(repeat, out):
                     problems.append("torch.manual_seed does not make your masks reproducible: draw them with torch's "
                                     "random functions (torch.rand, torch.bernoulli, Tensor.bernoulli_), not with "
                                     "Python's random or numpy")
         yield Result("forward", where, not problems, "; ".join(problems[:2]), tag, "train")
 
         # evaluation mode: the identity (the engine compares values too; this names the cause)
-        x_eval = x.clone()
         try:
-            got = _run(ctx, stu, x_eval, seed, train=False)
+            run = _run(ctx, stu, x, seed, train=False, alias=True)
         except Exception as exc:  # noqa: BLE001
             yield Result("forward", where, False, f"forward in eval mode {raised(exc)}", f"{short}, eval", "eval")
         else:
+            got, x_eval = run.output, (run.inputs_after or [x])[0]
             same_shape = type(got) is torch.Tensor and got.shape == x.shape
             changed = int((got != x).sum()) if same_shape else x.numel()
             ok = same_shape and changed == 0 and torch.equal(x_eval, x)
@@ -335,32 +343,32 @@ def _judge_dtype(ctx, case: Case, where: str, stu: nn.Module, p: float, inplace:
 
     # backward: the gradient goes through the forward's mask, with the same scale
     if "backward" in parts:
-        leaf = x.clone().requires_grad_(True)
         upstream = Maker(dtype, ctx.device, seed_of(ctx.spec.name, case.desc, short, "upstream")).randn(*x.shape)
         try:
-            out = _run(ctx, stu, leaf.clone(), seed + 2, traced=False)
+            run = _run(ctx, stu, x, seed + 2, traced=False, leaves=True, clone=True)
         except Exception as exc:  # noqa: BLE001
             yield Result("backward", where, False, f"not run: the forward in training mode {raised(exc)}", tag,
                          "train")
             return
+        out = run.output
         if type(out) is not torch.Tensor or out.shape != x.shape:
             yield Result("backward", where, False, "not run: the output has the wrong type or shape (see shape)", tag,
                          "train")
             return
-        if not out.requires_grad:
+        if not run.requires_grad[0]:
             yield Result("backward", where, False, "the output does not require grad: the autograd graph is broken "
                          "(a .detach(), .data, numpy or torch.no_grad() in forward?)", tag, "train")
             return
         try:
-            out.backward(upstream)
+            grad = stu.backward([0], [upstream]).inputs[0]
         except Exception as exc:  # noqa: BLE001
             yield Result("backward", where, False, f"backward {raised(exc)}", tag, "train")
             return
-        kept = (out.detach() != 0).to(dtype)
+        kept = (out != 0).to(dtype)
         want = upstream * kept / (1 - p) if p < 1 else torch.zeros_like(upstream)
-        problems = _grad_problems(leaf.grad, want, tol)
-        if problems and p < 1 and leaf.grad is not None and leaf.grad.shape == want.shape \
-                and compare.tensor_values(leaf.grad, upstream * kept, *tol) is None:
+        problems = _grad_problems(grad, want, tol)
+        if problems and p < 1 and grad is not None and grad.shape == want.shape \
+                and compare.tensor_values(grad, upstream * kept, *tol) is None:
             problems = ["the gradient is not scaled: it must be upstream * mask / (1 - p), the same factor as the "
                         "forward"]
         elif problems:

@@ -30,6 +30,7 @@ from .. import compare
 from ..engine import raised
 from ..report import Result
 from ..spec import Case, Inputs, Maker, Mistake, Scale, Spec, call, register, seed_of
+from ..student import Fault, StudentError
 
 # --- what must not be called --------------------------------------------------------------------
 
@@ -173,7 +174,7 @@ BAG_MISTAKES = (
 
 # --- judges -------------------------------------------------------------------------------------
 
-def _load(stu: nn.Module, ref: nn.Module) -> str | None:
+def _load(stu, ref: nn.Module) -> str | None:
     try:
         stu.load_state_dict(ref.state_dict())
     except Exception as exc:  # noqa: BLE001
@@ -197,16 +198,20 @@ def padding_judge(how: str) -> Callable:
             if stu is None:
                 continue
             pad, given = ref.padding_idx, case.kwargs["padding_idx"]
+            try:
+                found = stu.attrs("padding_idx", "weight")
+            except Exception:  # noqa: BLE001 - a fault, reported by the engine
+                continue
             if "state" in parts:
-                got = getattr(stu, "padding_idx", None)
+                got = found["padding_idx"].value
                 ok = got == pad
                 yield Result("state", where, ok, "" if ok else (
                     f"self.padding_idx is {got!r}, expected {pad}" + (
                         f": torch stores a negative padding_idx counted from the end, num_embeddings + padding_idx "
                         f"= {ref.num_embeddings} + ({given}) = {pad}" if given < 0 else "")), check="padding_idx")
-                weight = getattr(stu, "weight", None)
+                weight = found["weight"].value
                 if isinstance(weight, torch.Tensor) and weight.shape == ref.weight.shape:
-                    row = weight.detach()[pad]
+                    row = weight[pad]
                     ok = bool((row == 0).all())
                     yield Result("state", where, ok, "" if ok else (
                         f"the padding row weight[{pad}] should start as zeros (torch zeroes it after drawing the "
@@ -214,16 +219,16 @@ def padding_judge(how: str) -> Callable:
                         tag="initialisation", check="padding row")
             if "backward" not in parts or _load(stu, ref):
                 continue  # a state that does not load is reported by the engine
-            stu.to(torch.float64)
             inputs = ctx.make(case, torch.float64, "padding")
             try:
-                out = ctx.forward(stu, inputs, traced=True)
-                if type(out) is not torch.Tensor or not out.requires_grad:
+                stu.to(dtype=torch.float64)
+                got = ctx.forward(stu, inputs, traced=True, leaves=True)
+                out = got.output
+                if type(out) is not torch.Tensor or not got.requires_grad[0]:
                     continue  # reported by the engine's own backward check
-                out.backward(torch.ones_like(out))
+                grad = stu.backward([0], [torch.ones_like(out)]).params.get("weight")
             except Exception:  # noqa: BLE001 - reported by the engine's own forward and backward
                 continue
-            grad = stu.weight.grad
             ok = grad is None or bool((grad[pad] == 0).all())
             yield Result("backward", where, ok, "" if ok else (
                 f"weight[{pad}], the padding row, gets a gradient: padding_idx={given} marks a row that is never "
@@ -237,9 +242,9 @@ def from_pretrained_judge(ctx) -> Iterable[Result]:
     parts = set(ctx.parts)
     if not parts & {"state", "forward", "backward"}:
         return
-    if not callable(getattr(ctx.cls, "from_pretrained", None)):
+    if not ctx.side.has_callable("from_pretrained"):
         for part in ("state", "forward", "backward"):
-            yield Result(part, "Embedding.from_pretrained", False, f"{ctx.cls.__name__} has no class method "
+            yield Result(part, "Embedding.from_pretrained", False, f"{ctx.side.name} has no class method "
                          "from_pretrained(embeddings, freeze=True, padding_idx=None, ...)", check="from_pretrained")
         return
     maker = Maker(torch.float64, ctx.device, seed_of(ctx.spec.name, "from_pretrained"))
@@ -249,26 +254,32 @@ def from_pretrained_judge(ctx) -> Iterable[Result]:
         where = "Embedding.from_pretrained(embeddings" + "".join(f", {k}={v!r}" for k, v in kwargs.items()) + ")"
         ref = nn.Embedding.from_pretrained(embeddings.clone(), **kwargs)
         try:
-            stu = ctx.cls.from_pretrained(embeddings.clone(), **kwargs)
+            stu = ctx.side.build((embeddings.clone(),), kwargs, method="from_pretrained")
+            if stu.info["instance_of_cls"]:
+                stu.to(device=ctx.device)
         except Exception as exc:  # noqa: BLE001
             for part in ("state", "forward", "backward"):
                 yield Result(part, where, False, f"{raised(exc)}", check="from_pretrained")
             return
-        if not isinstance(stu, ctx.cls):
+        if not stu.info["instance_of_cls"]:
             for part in ("state", "forward", "backward"):
-                kind = type(stu)
-                yield Result(part, where, False, f"returned a {kind.__module__}.{kind.__qualname__}, expected an "
-                             f"instance of your {ctx.cls.__name__} (a classmethod builds it with cls(...))",
+                yield Result(part, where, False, f"returned a {stu.info['type']}, expected an "
+                             f"instance of your {ctx.side.name} (a classmethod builds it with cls(...))",
                              check="from_pretrained")
+            return
+        try:
+            found = stu.attrs("weight", "padding_idx")
+        except Exception as exc:  # noqa: BLE001
+            yield Result("state", where, False, f"{raised(exc)}", check="from_pretrained")
             return
         if "state" in parts:
             problems = []
-            weight = getattr(stu, "weight", None)
-            if not isinstance(weight, nn.Parameter):
+            weight = found["weight"]
+            if not weight.parameter:
                 problems.append("the layer has no nn.Parameter `weight`")
             else:
-                problems += compare.structure(weight.detach(), ref.weight.detach(), "weight") or compare.values(
-                    weight.detach(), ref.weight.detach(), 0, 0, "weight")
+                problems += compare.structure(weight.value, ref.weight.detach(), "weight") or compare.values(
+                    weight.value, ref.weight.detach(), 0, 0, "weight")
                 if problems and "padding_idx" in kwargs:
                     problems[0] += (" (from_pretrained keeps the given matrix as it is, its padding row included: "
                                     "only a freshly drawn weight gets a zero padding row)")
@@ -276,14 +287,15 @@ def from_pretrained_judge(ctx) -> Iterable[Result]:
                     problems.append(f"weight.requires_grad is {weight.requires_grad}, expected "
                                     f"{ref.weight.requires_grad}: freeze={kwargs.get('freeze', True)} "
                                     f"{'freezes the weight' if kwargs.get('freeze', True) else 'keeps it trainable'}")
-            if getattr(stu, "padding_idx", None) != ref.padding_idx:
-                problems.append(f"padding_idx is {getattr(stu, 'padding_idx', None)!r}, expected {ref.padding_idx!r}")
+            if found["padding_idx"].value != ref.padding_idx:
+                problems.append(f"padding_idx is {found['padding_idx'].value!r}, expected {ref.padding_idx!r}")
             yield Result("state", where, not problems, "; ".join(problems[:2]), check="from_pretrained")
         try:
-            got = stu(ids_)
+            forward = stu.forward(call(ids_), leaves=True)
         except Exception as exc:  # noqa: BLE001
             yield Result("forward", where, False, f"forward {raised(exc)}", check="from_pretrained")
             continue
+        got = forward.output
         want = ref(ids_)
         problems = compare.structure(got, want) or compare.values(got, want, 1e-12, 1e-12)
         if problems and ref.padding_idx is not None and not compare.structure(got, want) and not compare.values(
@@ -295,9 +307,10 @@ def from_pretrained_judge(ctx) -> Iterable[Result]:
             upstream = Maker(torch.float64, ctx.device, seed_of("from_pretrained", "upstream")).randn(*want.shape)
             want.backward(upstream)
             try:
-                got.backward(upstream)
-                grad_problems = ctx.grad_problems(stu.weight.grad, ref.weight.grad, (1e-10, 1e-12),
-                                                  "gradient of 'weight'")
+                if not forward.requires_grad[0]:
+                    raise StudentError("gives an output that does not require grad (is the weight frozen?)")
+                grad = stu.backward([0], [upstream]).params.get("weight")
+                grad_problems = ctx.grad_problems(grad, ref.weight.grad, (1e-10, 1e-12), "gradient of 'weight'")
             except Exception as exc:  # noqa: BLE001
                 grad_problems = [f"backward {raised(exc)}"]
             if grad_problems and "padding_idx" in kwargs:
@@ -314,19 +327,29 @@ def out_of_range_judge(make_inputs: Callable[[torch.Tensor], Inputs]) -> Callabl
             return
         case = ctx.cases[0]
         ref, stu = ctx.reference(case).cpu(), ctx.student(case, case.signature(ctx.spec.name), ())
-        if stu is None or _load(stu.cpu(), ref):
+        if stu is None:
+            return
+        try:
+            stu.to(device="cpu")
+        except Exception:  # noqa: BLE001 - the engine reports it
+            return
+        if _load(stu, ref):
             return
         n = ref.num_embeddings
         try:
-            stu(*make_inputs(torch.tensor([0, n - 1])).args)
+            stu.forward(make_inputs(torch.tensor([0, n - 1])), no_grad=True)
         except Exception:  # noqa: BLE001 - the engine reports a forward that fails on valid ids
             return
         for bad, hint in ((n, ""), (-1, " (weight[-1] silently reads the last row: index_select checks the range)")):
             where = f"{case.signature(ctx.spec.name)} on id {bad}"
             try:
-                stu(*make_inputs(torch.tensor([0, bad])).args)
-            except (IndexError, RuntimeError) as exc:
-                ok = not isinstance(exc, NotImplementedError)
+                stu.forward(make_inputs(torch.tensor([0, bad])), no_grad=True)
+            except StudentError as exc:
+                if isinstance(exc, Fault) or not exc.is_a("IndexError", "RuntimeError"):
+                    yield Result("forward", where, False, f"{raised(exc)}; expected an IndexError (or RuntimeError), "
+                                 "like torch's", check="out of range")
+                    continue
+                ok = not exc.is_a("NotImplementedError")
                 yield Result("forward", where, ok, "" if ok else f"{raised(exc)}", check="out of range")
                 continue
             except Exception as exc:  # noqa: BLE001

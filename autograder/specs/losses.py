@@ -266,7 +266,8 @@ def forward_only(*cases: Case) -> Callable:
             for dtype in ctx.spec.dtypes:
                 r = copy.deepcopy(ref).to(dtype)
                 try:
-                    stu.to(dtype).load_state_dict(r.state_dict())
+                    stu.to(dtype=dtype)
+                    stu.load_state_dict(r.state_dict())
                 except Exception as exc:  # noqa: BLE001
                     ctx.fail_all(where, f"loading torch's state in {dtype} {raised(exc)}", ("shape", "forward"))
                     break

@@ -105,7 +105,7 @@ def _fresh_state(torch_cls: type):
             if stu is None:
                 continue
             try:
-                got = dict(stu.state_dict())
+                got = stu.state_dict()
             except Exception as exc:  # noqa: BLE001
                 yield Result("state", where, False, f"state_dict() {raised(exc)}", "initialisation")
                 continue
@@ -140,7 +140,7 @@ def _loop_probe(what: str, small: Case, large: Case, small_in: Callable[[Maker],
             if stu is None or not ctx.load(stu, ref, where, what):
                 return
             try:
-                stu.train()
+                stu.train(True)
                 counts.append(ctx.count_ops(stu, inputs(Maker(torch.float32, ctx.device, seed_of(what)))))
             except Exception as exc:  # noqa: BLE001
                 yield Result("rules", where, False, f"vectorization probe ({what}): forward {raised(exc)}", check=what)
@@ -173,8 +173,9 @@ def _autograd_probe(case: Case, mistaken: Callable[[nn.Module, Tensor], Tensor])
         if stu is None:
             return
         try:
-            stu.double().load_state_dict(ref.state_dict())
-            stu.train(), ref.train()
+            stu.to(dtype=torch.float64)
+            stu.load_state_dict(ref.state_dict())
+            stu.train(True), ref.train()
             maker = Maker(torch.float64, ctx.device, seed_of(ctx.spec.name, case.desc, "autograd"))
             x = case.inputs(maker).args[0]
             upstream = torch.randn(x.shape, dtype=x.dtype, generator=torch.Generator().manual_seed(0)).to(x.device)
@@ -183,11 +184,15 @@ def _autograd_probe(case: Case, mistaken: Callable[[nn.Module, Tensor], Tensor])
                 leaf = x.detach().clone().requires_grad_(True)
                 out = run(leaf)
                 if not isinstance(out, Tensor) or out.shape != x.shape or not out.requires_grad:
-                    return None  # reported by the engine's checks
+                    return None
                 return torch.autograd.grad(out, leaf, upstream)[0]
 
-            got = grad_of(stu)
-            history = [n for n, b in stu.named_buffers() if isinstance(b, Tensor) and b.requires_grad]
+            forward = stu.forward(call(x), leaves=True)
+            got = None
+            out = forward.output
+            if isinstance(out, Tensor) and out.shape == x.shape and forward.requires_grad[0]:
+                got = stu.backward([0], [upstream]).inputs[0]
+            history = stu.buffer_history()
             want, wrong = grad_of(ref), grad_of(lambda t: mistaken(copy.deepcopy(ref), t))
         except Exception:  # noqa: BLE001 - the engine's own checks report crashes
             return

@@ -39,8 +39,8 @@ from torch.overrides import resolve_name
 from .. import compare
 from ..engine import raised
 from ..report import Result
-from ..spec import Case, Inputs, Layer, Maker, Mistake, Scale, Spec, built, call, register, seed_of, sibling
-from ..trace import tracing
+from ..spec import Case, Inputs, Layer, Maker, Mistake, Scale, Spec, built, call, register, seed_of
+from ..student import StudentError
 
 # --- what must not be called --------------------------------------------------------------------
 
@@ -424,7 +424,7 @@ def _initialisation(case: Case) -> Callable:
         if stu is None:
             return
         try:
-            got = dict(stu.state_dict())
+            got = stu.state_dict()
         except Exception as exc:  # noqa: BLE001
             yield Result("state", where, False, f"state_dict() {raised(exc)}")
             return
@@ -443,7 +443,8 @@ def _built_pair(ctx, case: Case, where: str, parts: tuple[str, ...]) -> tuple | 
     if stu is None:
         return None
     try:
-        ref, stu = ref.double(), stu.double()
+        ref = ref.double()
+        stu.to(dtype=torch.float64)
         stu.load_state_dict(ref.state_dict())
     except Exception:  # noqa: BLE001 - reported by the state part of the graded cases
         for part in parts:
@@ -462,7 +463,7 @@ def _dropout(default: Case, active: Case) -> Callable:
             pair = _built_pair(ctx, default, where, ("shape", "forward"))
             if pair is not None:
                 ref, stu = pair
-                ref.eval(), stu.eval()
+                ref.eval(), stu.train(False)
                 ctx.step(default, where, "float64, eval", ref, stu, torch.float64, "eval", backward=False)
                 yield from _deterministic_in_eval(ctx, default, where, stu)
         if "forward" not in ctx.parts:
@@ -474,11 +475,10 @@ def _dropout(default: Case, active: Case) -> Callable:
         _, stu = pair
         inputs = ctx.make(active, torch.float64, "dropout")
         try:
-            with torch.no_grad():
-                stu.eval()
-                evaluated = compare.tensors(stu(*inputs.args, **dict(inputs.kwargs)))[0]
-                stu.train()
-                trained = compare.tensors(stu(*inputs.args, **dict(inputs.kwargs)))[0]
+            stu.train(False)
+            evaluated = compare.tensors(stu.forward(inputs, no_grad=True).output)[0]
+            stu.train(True)
+            trained = compare.tensors(stu.forward(inputs, no_grad=True).output)[0]
         except Exception as exc:  # noqa: BLE001
             yield Result("forward", where, False, f"forward with dropout {raised(exc)}", "float64, train", "dropout")
             return
@@ -494,8 +494,7 @@ def _deterministic_in_eval(ctx, case: Case, where: str, stu: nn.Module) -> Itera
     mode with torch's default p = 0.1 changes some of the hundreds of values every time)."""
     inputs = ctx.make(case, torch.float64, "twice")
     try:
-        with torch.no_grad():
-            first, second = (compare.tensors(stu(*inputs.args, **dict(inputs.kwargs)))[0] for _ in range(2))
+        first, second = (compare.tensors(stu.forward(inputs, no_grad=True).output)[0] for _ in range(2))
     except Exception:  # noqa: BLE001 - the graded forward reported it
         return
     yield Result("forward", where, torch.equal(first, second), "in eval mode the output changes from one call to "
@@ -513,7 +512,10 @@ def _submodules(case: Case) -> Callable:
         ref, stu = ctx.reference(case), ctx.student(case, where, ("state",))
         if stu is None:
             return
-        have = {name for name, _ in stu.named_modules()}
+        try:
+            have = set(stu.modules())
+        except Exception:  # noqa: BLE001 - reported by the engine
+            return
         missing = [name for name, _ in ref.named_modules() if name not in have]
         yield Result("state", where, not missing, f"missing submodules {missing}: name them as torch does "
                      "(self_attn, linear1, dropout, linear2, norm1, norm2, dropout1, dropout2, ...)", "", "submodules")
@@ -527,15 +529,19 @@ def _own_attention(case: Case, attributes: tuple[str, ...]) -> Callable:
             return
         where = case.signature(ctx.spec.name)
         try:
-            own = sibling(ctx.cls, "MultiheadAttention")
-        except LookupError as exc:
-            yield Result("rules", where, False, str(exc), "", "own attention")
+            own = ctx.side.sibling("MultiheadAttention")["id"]
+        except StudentError as exc:
+            yield Result("rules", where, False, exc.message or exc.text, "", "own attention")
             return
         stu = ctx.student(case, where, ("rules",))
         if stu is None:
             return
-        wrong = [f"{name} is a {type(getattr(stu, name, None)).__name__}" for name in attributes
-                 if not isinstance(getattr(stu, name, None), own)]
+        try:
+            found = stu.attrs(*attributes)
+        except Exception:  # noqa: BLE001 - a fault, reported by the engine
+            return
+        wrong = [f"{name} is a {found[name].type if found[name].present else 'NoneType'}" for name in attributes
+                 if own not in found[name].mro_ids]
         yield Result("rules", where, not wrong, f"{'; '.join(wrong)}: use your own MultiheadAttention class "
                      "(the one you wrote above) for the attention blocks", "", "own attention")
     return judge
@@ -561,12 +567,11 @@ def _no_fused_kernels(ctx) -> Iterable[Result]:
         _, stu = pair
         inputs = ctx.make(case, torch.float64, "fused")
         try:
-            with tracing() as t:
-                stu.eval()
-                stu(*inputs.args, **dict(inputs.kwargs))
+            stu.train(False)
+            ops = stu.forward(inputs, traced="ops").trace["ops"]
         except Exception:  # noqa: BLE001 - the graded forwards report it
             continue
-        found |= {op for op in t.ops if _FUSED.search(op)}
+        found |= {op for op in ops if _FUSED.search(op)}
     yield Result("rules", ctx.spec.name, not found, f"runs {', '.join(sorted(found))}: torch's own attention "
                  "kernel; compute the scores, the softmax and the weighted sum yourself", "", "kernels")
 
