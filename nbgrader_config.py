@@ -2,10 +2,11 @@
 
 import warnings
 
-from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, GetGrades,
+                                    IgnorePattern, LimitOutput, SaveAutoGrades)
 
-from autograder.nbgrader_ext import ClearHiddenTracebacks
+from autograder.nbgrader_ext import ClearHiddenTracebacks, TrustedGrading
 
 c = get_config()  # noqa: F821 - injected by nbgrader
 
@@ -23,9 +24,16 @@ c.CourseDirectory.release_directory = "exercises"  # generated student notebooks
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
-# --- autograding ---------------------------------------------------------------------------------
-c.Execute.timeout = 300  # seconds per cell; a full grading of one layer takes a few seconds
-c.Execute.interrupt_on_timeout = True
+# --- autograding: the trusted path ----------------------------------------------------------------
+# nbgrader's Execute would run the student's notebook, test cells included, in one kernel that the
+# student's code controls. TrustedGrading takes its place: the student's code cells run in a fresh
+# sandbox (bubblewrap; see autograder/sandbox.py), the test cells (restored from the gradebook by
+# nbgrader) are read, not run, and graded in nbgrader's own process against torch. The rest of
+# nbgrader's pipeline is unchanged.
+c.Autograde.autograde_preprocessors = [TrustedGrading, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+                                       SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+c.TrustedGrading.limits = ""  # e.g. "call=60,cell=60,budget=600" (seconds): see autograder.sandbox.Limits
+c.TrustedGrading.seed = None  # the hidden suites' seed; None draws one per notebook (shown in its reports)
 
 # --- feedback: hidden tests must stay hidden ------------------------------------------------------
 # nbgrader shows them by default; and a failing visible test's traceback quotes the hidden lines

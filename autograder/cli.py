@@ -6,20 +6,25 @@
     python -m autograder grade my.ipynb --chapter linear --layer Linear --parts forward backward
 
 A notebook's chapter is its file name (`linear.ipynb` -> `linear`) unless --chapter says
-otherwise; every layer of that chapter is graded. The exit code is 0 when everything passed.
+otherwise; every layer of that chapter is graded, on the trusted path: the notebook's code runs in
+a sandbox, the grading here (see autograder/trusted.py). Each notebook's CSV rows are written as
+soon as it is graded. The exit code is 0 when everything passed.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
+import os
 import sys
 from pathlib import Path
 
-from .engine import grade, resolve_device
-from .notebook import load
+from .engine import resolve_device
 from .report import Report, Result
+from .sandbox import Limits, shared
 from .spec import CHAPTERS, PARTS
+from .trusted import MAX_NOTEBOOK, Submission
 
 
 def _progress(items: list, enabled: bool):
@@ -36,6 +41,19 @@ def cmd_list(_: argparse.Namespace) -> int:
     return 0
 
 
+def read_notebook(path: Path) -> tuple[dict | None, str]:
+    """A submitted notebook's JSON, or None and why it cannot be read (never an exception)."""
+    try:
+        if path.stat().st_size > MAX_NOTEBOOK:
+            return None, f"the notebook is larger than {MAX_NOTEBOOK // 2 ** 20} MB"
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        return None, f"the notebook cannot be read ({type(exc).__name__}: {str(exc)[:100]})"
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        return None, "the notebook cannot be read (no cells)"
+    return nb, ""
+
+
 def cmd_grade(args: argparse.Namespace) -> int:
     jobs = []
     for path in map(Path, args.notebooks):
@@ -44,38 +62,49 @@ def cmd_grade(args: argparse.Namespace) -> int:
             print(f"{path}: unknown chapter {chapter!r} (use --chapter; chapters: {', '.join(CHAPTERS)})",
                   file=sys.stderr)
             return 2
-        names = args.layer or CHAPTERS[chapter]
-        jobs += [(path, name) for name in names]
-    rows, all_passed, loaded = [], True, {}
+        jobs.append((path, args.layer or CHAPTERS[chapter]))
+    suites = ["public", "hidden"] if args.suite == "all" else [args.suite]
+    parts = tuple(args.parts or PARTS)
+    limits = Limits.from_env()
+    rows_total, passed_total, points = 0, 0, [0.0, 0.0]
+    out = open(args.csv, "w", newline="") if args.csv else None  # noqa: SIM115 - rows are written as they come
+    writer = csv.writer(out) if out else None
+    if writer:
+        writer.writerow(["notebook", "layer", "suite", "score", "max_score", "passed", "seed", "faults", "flags"])
+        out.flush()
+    all_passed = True
     show_bar = len(jobs) > 1 and sys.stderr.isatty() and not args.quiet
-    for path, name in _progress(jobs, show_bar):
-        if path not in loaded:
-            loaded[path] = load(path)
-        nb = loaded[path]
-        cls = nb.classes.get(name)
-        suites = ["public", "hidden"] if args.suite == "all" else [args.suite]
-        for suite in suites:
-            if cls is None:
-                report = Report(name, tuple(args.parts or PARTS))
-                why = f"the notebook defines no class named {name}"
-                if nb.errors:
-                    why += f" (a cell failed: {nb.errors[0]})"
-                report.results = [Result(p, name, False, why) for p in report.parts]
+    try:
+        for path, names in _progress(jobs, show_bar):
+            nb, why = read_notebook(path)
+            if nb is None:
+                reports = [Report(n, parts, [Result(p, n, False, why) for p in parts]) for n in names for _ in suites]
+                seed, faults, flags = "", 0, 0
             else:
-                report = grade(name, cls, parts=args.parts, device=args.device, suite=suite, seed=args.seed)
-            all_passed &= report.passed
-            rows.append((str(path), name, suite, report.score, report.max_score, report.passed))
-            if not args.quiet:
-                print(f"== {path}")
-                print(report)
-    if args.csv:
-        with open(args.csv, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["notebook", "layer", "suite", "score", "max_score", "passed"])
-            writer.writerows(rows)
-    total = sum(r[3] for r in rows), sum(r[4] for r in rows)
-    print(f"{sum(r[5] for r in rows)}/{len(rows)} layer grades passed "
-          f"({total[0]:g}/{total[1]:g} points, device {resolve_device(args.device)})")
+                with Submission(nb, seed=args.seed, device=args.device, limits=limits) as sub:
+                    reports = [sub.report(n, suite=suite, parts=parts) for n in names for suite in suites]
+                    seed, faults, flags = sub.seed, len(sub.faults()), len(sub.flags)
+            for report, (name, suite) in zip(reports, [(n, s) for n in names for s in suites]):
+                all_passed &= report.passed
+                rows_total += 1
+                passed_total += report.passed
+                points[0] += report.score
+                points[1] += report.max_score
+                if writer:
+                    writer.writerow([str(path), name, suite, report.score, report.max_score, report.passed, seed,
+                                     faults, flags])
+                if not args.quiet:
+                    print(f"== {path}")
+                    print(report)
+            if out:
+                out.flush()
+                os.fsync(out.fileno())
+            sys.stdout.flush()
+    finally:
+        if out:
+            out.close()
+    print(f"{passed_total}/{rows_total} layer grades passed ({points[0]:g}/{points[1]:g} points, "
+          f"device {resolve_device(args.device)}, {shared().header})")
     return 0 if all_passed else 1
 
 

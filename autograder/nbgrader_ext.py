@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
+import nbformat
 from nbconvert.preprocessors import Preprocessor
-from traitlets import Bool
+from traitlets import Bool, Integer, Unicode
 
 BEGIN, END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -48,3 +49,73 @@ class ClearHiddenTracebacks(Preprocessor):
     def scrub(text: str, secrets: list[str]) -> str:
         kept = [line for line in text.split("\n") if not any(s in _ANSI.sub("", line) for s in secrets)]
         return "\n".join(kept)
+
+
+class TrustedGrading(Preprocessor):
+    """Grades a notebook on the trusted path, in place of nbgrader's Execute.
+
+    The student's code cells run in a fresh sandbox (their printed output and errors become their
+    outputs, capped); the test cells are never run anywhere: the judge reads which checks they
+    make (see `trusted.checks_of`), grades them in this process against torch, and gives each one
+    its report as output, with an error output when it failed, so that nbgrader's own scoring,
+    feedback and export work unchanged. Configure in nbgrader_config.py:
+
+        c.Autograde.autograde_preprocessors = [TrustedGrading, IgnorePattern, ...]
+        c.TrustedGrading.limits = "call=60,cell=60,budget=600"   # seconds (see sandbox.Limits)
+        c.TrustedGrading.seed = None                            # the hidden suite's; None: random
+    """
+
+    enabled = Bool(True)
+    seed = Integer(None, allow_none=True, help="seed of the hidden suites (None: a random one per notebook)"
+                   ).tag(config=True)
+    limits = Unicode("", help="limits of the student's process, e.g. 'call=60,cell=60' (sandbox.Limits)"
+                     ).tag(config=True)
+    device = Unicode("", help="cpu, cuda, ... (default: $AUTOGRADER_DEVICE, else CUDA when present)").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        from .sandbox import Limits
+        from .trusted import Submission
+
+        overrides = {}
+        for item in filter(None, self.limits.split(",")):
+            key, _, value = item.partition("=")
+            overrides[key.strip()] = float(value)
+        limits = Limits.from_env(**overrides)
+        with Submission(nb, seed=self.seed, device=self.device or None, limits=limits) as sub:
+            graded = sub.grade_cells()
+            for index, result in sub.session.cell_results.items():
+                apply_code_outputs(nb.cells[index], result)
+            for index, verdict in graded.items():
+                apply_verdict(nb.cells[index], verdict.passed, verdict.text)
+            resources.setdefault("trusted", {}).update(
+                seed=sub.seed, isolation=sub.isolation, flags=[str(f) for f in sub.flags], faults=sub.faults(),
+                reports=[r for r in sub.reports.values()])
+        return nb, resources
+
+
+def apply_code_outputs(cell, result: dict) -> None:
+    """The outputs the student's cell produced in the sandbox (capped there)."""
+    outputs = []
+    if result.get("stdout"):
+        outputs.append(nbformat.v4.new_output("stream", name="stdout", text=result["stdout"]))
+    error = result.get("error")
+    if error:
+        outputs.append(nbformat.v4.new_output("error", ename=error["ename"], evalue=error["evalue"],
+                                              traceback=[line.rstrip("\n") for line in error["traceback"]]))
+    if result.get("fault"):
+        outputs.append(nbformat.v4.new_output("error", ename="StoppedCell", evalue=result["fault"],
+                                              traceback=[f"StoppedCell: this cell {result['fault']}; the cells "
+                                                         "after it were run without it"]))
+    cell["outputs"] = outputs
+
+
+def apply_verdict(cell, passed: bool, text: str) -> None:
+    """A test cell's output: its report on stdout, and an error when it failed (nbgrader then gives it
+    no points)."""
+    cell["outputs"] = [nbformat.v4.new_output("stream", name="stdout", text=text + "\n")]
+    if not passed:
+        first = text.strip().splitlines()[0] if text.strip() else "failed"
+        cell["outputs"].append(nbformat.v4.new_output("error", ename="AssertionError", evalue=first,
+                                                      traceback=["AssertionError: " + line for line in
+                                                                 text.splitlines()[:1]] + text.splitlines()[1:]))
+    cell["execution_count"] = None

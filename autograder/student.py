@@ -233,6 +233,18 @@ class State:
     containers: list  # attributes that are plain lists, tuples or dicts of modules
 
 
+def _as(kind: type, value: Any) -> Any:
+    """`kind(**value)` for an answer that may come from the student's process: a malformed one (only a
+    tampered process sends it) is the student's error, never the judge's crash."""
+    if not isinstance(value, dict):
+        raise StudentError("gave an answer of the wrong form")
+    fields = kind.__dataclass_fields__
+    try:
+        return kind(**{k: v for k, v in value.items() if k in fields})
+    except TypeError:
+        raise StudentError("gave an answer of the wrong form") from None
+
+
 class Handle:
     """The student's layer as the engine sees it. Every method may raise `StudentError` (the
     student's code raised) or `Fault` (the process that runs it could not answer)."""
@@ -253,26 +265,37 @@ class Handle:
         self._do("train", False)
 
     def state(self) -> State:
-        return State(**self._do("state"))
+        return _as(State, self._do("state"))
+
+    def _dict(self, op: str, *args: Any) -> dict:
+        found = self._do(op, *args)
+        if not isinstance(found, dict):
+            raise StudentError("gave an answer of the wrong form")
+        return found
 
     def state_dict(self) -> dict:
-        return self._do("state_dict")
+        return self._dict("state_dict")
 
     def load_state_dict(self, state: dict) -> None:
         self._do("load_state_dict", state)
 
     def buffers(self) -> dict:
-        return self._do("buffers")
+        return self._dict("buffers")
 
     def buffer_history(self) -> list:
         """Names of buffers that carry autograd history."""
-        return self._do("buffer_history")
+        found = self._do("buffer_history")
+        return [str(n) for n in found] if isinstance(found, list) else []
 
     def modules(self) -> list:
-        return self._do("modules")
+        found = self._do("modules")
+        return [str(n) for n in found] if isinstance(found, list) else []
 
     def attrs(self, *names: str) -> dict[str, Attr]:
-        return {name: Attr(**a) for name, a in self._do("attrs", list(names)).items()}
+        found = self._do("attrs", list(names))
+        if not isinstance(found, dict) or set(found) != set(names):
+            raise StudentError("gave an answer of the wrong form")
+        return {name: _as(Attr, a) for name, a in found.items()}
 
     def forward(self, inputs: Inputs, *, leaves: bool = False, clone: bool = False, traced: str | None = None,
                 seed: int | None = None, device: str | None = None, no_grad: bool = False,
@@ -280,12 +303,15 @@ class Handle:
         """`layer(*inputs)`. `leaves`: float inputs become leaves that require grad (for `backward`);
         `traced`: "calls" or "ops" records what ran; `seed`: torch.manual_seed first; `device`: move
         the inputs there first (e.g. "meta")."""
-        return Forward(**self._do("forward", inputs, leaves=leaves, clone=clone, traced=traced, seed=seed,
-                                  device=device, no_grad=no_grad, alias=alias))
+        return _as(Forward, self._do("forward", inputs, leaves=leaves, clone=clone, traced=traced, seed=seed,
+                                     device=device, no_grad=no_grad, alias=alias))
 
     def backward(self, indices: Sequence[int], upstream: Sequence[torch.Tensor]) -> Grads:
         """Backpropagate `upstream` through the tensors `indices` of the last forward's output."""
-        return Grads(**self._do("backward", list(indices), list(upstream)))
+        grads = _as(Grads, self._do("backward", list(indices), list(upstream)))
+        if not isinstance(grads.inputs, list) or not isinstance(grads.params, dict):
+            raise StudentError("gave an answer of the wrong form")
+        return grads
 
     def count_ops(self, inputs: Inputs) -> int:
         """The aten ops one forward dispatches (no grad), for the vectorization probes."""
@@ -293,7 +319,10 @@ class Handle:
 
     def train_digits(self, data: dict, **options: Any) -> dict:
         """Train on the given digits tensors; returns the trained state and the losses per epoch."""
-        return self._do("train_digits", data, **options)
+        found = self._do("train_digits", data, **options)
+        if not isinstance(found, dict) or not isinstance(found.get("state"), dict):
+            raise StudentError("gave an answer of the wrong form")
+        return found
 
 
 class Side:
@@ -360,7 +389,8 @@ class Local(Side):
     def describe(self) -> dict:
         is_class = isinstance(self.cls, type)
         mro = self.cls.__mro__ if is_class else ()
-        return {"qualname": getattr(self.cls, "__qualname__", self.name), "mro": [qualified(k) for k in mro],
+        return {"qualname": getattr(self.cls, "__qualname__", self.name), "name": self.name,
+                "mro": [qualified(k) for k in mro],
                 "id": id(self.cls), "is_class": is_class}
 
     def has_callable(self, name: str) -> bool:

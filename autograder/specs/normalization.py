@@ -366,7 +366,7 @@ def _wrong_update(training: bool, **options) -> Callable:
 
     def update(before: Mapping[str, Tensor], ref: nn.Module, inputs: Inputs) -> dict[str, Tensor]:
         _in_mode(ref, training)
-        if options.pop("frozen_count", False):
+        if options.get("frozen_count"):  # read, never popped: the mistake is asked again and again
             return {"num_batches_tracked": before["num_batches_tracked"]}
         return _running(before, ref, inputs.args[0], **options)
 

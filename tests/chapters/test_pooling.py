@@ -488,6 +488,8 @@ ADAPTIVE_WRONG = [
 
 
 WRONG = MAX_WRONG + MIN_WRONG + AVG_WRONG + ADAPTIVE_WRONG
+#: the wrong layers the rows' factories make, one per row (tests/trusted grades them in a sandbox)
+WRONG_LAYERS = [factory(S[name]) for name, factory, _, _ in WRONG]
 
 
 def _id(row) -> str:
