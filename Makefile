@@ -10,12 +10,13 @@ STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 CHAPTERS := $(notdir $(patsubst %/,%,$(wildcard solutions/*/)))
 
-.PHONY: help setup book browser-check chromium screenshot test lab exercises bench lint constraints clean
+.PHONY: help setup book browser-check chromium bubblewrap screenshot test lab exercises bench lint constraints clean
 
 help:
 	@echo "make book       build the book into _build/html (warnings are errors)"
 	@echo "make browser-check  open every page of the built book in headless Chromium and check it"
 	@echo "make test       run the whole test suite"
+	@echo "make bubblewrap install Debian's bubblewrap, the grading sandbox (apt-get)"
 	@echo "make lab        JupyterLab on the exercises"
 	@echo "make exercises  regenerate exercises/ from solutions/ with nbgrader"
 	@echo "make bench      time every reference solution against torch; writes bench/results.md"
@@ -43,6 +44,15 @@ browser-check: $(STAMP)
 # Debian's chromium for the browser check and its tests (apt-get, as root or through sudo)
 chromium: $(STAMP)
 	$(BIN)/python -c "from tools.browser_check import find_chromium; print('chromium:', find_chromium(install=True))"
+
+# Debian's bubblewrap, the sandbox of the trusted grading path (apt-get, as root or through sudo);
+# without it grading falls back to plain processes with rlimits and says so in every report
+bubblewrap:
+	@command -v bwrap >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get install -y -q bubblewrap >/dev/null 2>&1 || \
+		{ $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q bubblewrap; }; }
+	@bwrap --version
 
 # the README's picture of a chapter page
 screenshot: $(STAMP)

@@ -30,10 +30,14 @@ from torch import nn
 from . import compare
 from .report import Report, Result
 from .spec import PARTS, Case, Inputs, Maker, Scale, Spec, built, get_spec, seed_of
-from .student import Fault, Forward, Handle, Local, Side, StudentError, describe, make_leaves, merge_trace
+from .student import Fault, Forward, Handle, Local, Side, Stale, StudentError, describe, make_leaves, merge_trace
 
 #: an op count may grow this much from the small input to the large one and still be vectorized
 SCALE_SLACK = (1.25, 8)
+
+
+def short_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -258,10 +262,11 @@ class Context:
             try:
                 stu.to(dtype=dtype)
                 stu.load_state_dict(r.state_dict())
+            except (Fault, Stale) as exc:  # the process died earlier in this case: not the state's fault
+                self.fail_all(where, f"not run in {short_name(dtype)}: {raised(exc)}", ("shape", "forward", "backward"))
+                return
             except Exception as exc:  # noqa: BLE001
                 self.fail_all(where, f"loading torch's state in {dtype} {raised(exc)}", ("state", "shape", "forward"))
-                if isinstance(exc, Fault):
-                    return
                 continue
             short = str(dtype).replace("torch.", "")
             if "train" in self.spec.modes:

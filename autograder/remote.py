@@ -21,7 +21,7 @@ from typing import Any
 
 from . import wire
 from .sandbox import Limits, SandboxError, Zygote
-from .student import Fault, Handle, Side, StudentError
+from .student import Fault, Handle, Side, Stale, StudentError
 
 SIGNALS = {signal.SIGSEGV: "SIGSEGV, a crash in native code", signal.SIGBUS: "SIGBUS, a crash in native code",
            signal.SIGABRT: "SIGABRT, the process aborted", signal.SIGKILL: "SIGKILL",
@@ -251,7 +251,7 @@ class Remote(Side):
         generation, inner = key
         if generation != self.session.generation or self.session.sock is None:
             cause = self.session.last_fault.text.removeprefix("did not finish: ") if self.session.last_fault else ""
-            raise StudentError(f"was not run: the notebook's process had to be restarted ({cause})")
+            raise Stale(f"was not run: the notebook's process had to be restarted ({cause})")
         limit = self.session.limits.training if op == "train_digits" else None
         return self.session._request({"op": "call", "key": inner, "name": op, "args": list(args), "kwargs": kwargs},
                                      self.session.limits.call if limit is None else limit, f"{self.name}.{op}")

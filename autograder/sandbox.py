@@ -55,7 +55,7 @@ class Limits:
     cell: float = 60.0  # one code cell of the notebook
     training: float = 300.0  # the capstone's training run
     budget: float = 600.0  # everything one submission may take, restarts included
-    restarts: int = 4  # fresh processes after faults, before the rest is not graded
+    restarts: int = 50  # fresh processes after faults, before the rest is not graded
     memory: int = 4 * 2 ** 30  # address space beyond the template's
     processes: int = 64
     file_size: int = 256 * 2 ** 20

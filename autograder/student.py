@@ -88,6 +88,10 @@ class Fault(StudentError):
         self.kind = kind
 
 
+class Stale(StudentError):
+    """An operation on a layer whose process was restarted after a fault: the fault is the cause."""
+
+
 def describe(exc: BaseException) -> str:
     """`raised NotImplementedError at ... in forward ('raise NotImplementedError()')`, pointing at the
     student's code rather than torch's or the grader's internals."""
