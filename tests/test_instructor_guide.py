@@ -6,7 +6,7 @@ folder; a student fetches, solves and submits; collect, autograde, feedback out 
 submissions arrive by hand (an untouched stub, and a cheat that redefines `check`) and are graded;
 feedback for a mixed class; export; the command line grader; a change of points. Then each
 command's effect is checked, with the guide's claims: hidden tests stay out of feedback, the
-cheat fools nbgrader but not the command line, new points reach the gradebook.
+cheat fools neither nbgrader nor the command line, new points reach the gradebook.
 
 Two commands are adapted, and only these: `make exercises` runs with `-o .venv/.installed` (the
 scratch course borrows this checkout's .venv and must never reinstall it), and `cuda` becomes
@@ -218,13 +218,14 @@ def check_the_exchange_moves_the_notebook_both_ways(term):
     assert fetched, "fetch_feedback brought no feedback page"
 
 
-def check_autograde_scores_the_class_and_the_cheat_fools_it(term):
-    """The guide's warning: redefining `check` in a solution cell gets full marks in nbgrader."""
+def check_autograde_scores_the_class_and_the_cheat_gets_nothing(term):
+    """The guide's claim: redefining `check` in a solution cell changes nothing on the trusted path
+    (the test cells are read, not run): the cheat's layer is the untouched stub, worth 0."""
     scores = term.first_scores
     top = scores[term.exchange_student][1]
     assert top > 0 and scores[term.exchange_student][0] == top, scores
     assert scores["bob"][0] == 0, scores
-    assert scores["mallory"][0] == top, scores
+    assert scores["mallory"][0] == 0, scores
 
 
 def check_feedback_hides_the_hidden_tests(term):
@@ -287,7 +288,7 @@ CHECKS = [
     check_the_environment_provides_the_tools,
     check_make_exercises_regenerates_what_is_committed,
     check_the_exchange_moves_the_notebook_both_ways,
-    check_autograde_scores_the_class_and_the_cheat_fools_it,
+    check_autograde_scores_the_class_and_the_cheat_gets_nothing,
     check_feedback_hides_the_hidden_tests,
     check_export_has_a_row_per_student,
     check_the_command_line_sees_through_the_cheat,
