@@ -4,6 +4,8 @@
     python -m autograder grade solutions/linear/linear.ipynb
     python -m autograder grade submitted/*/linear/linear.ipynb --csv grades.csv
     python -m autograder grade my.ipynb --chapter linear --layer Linear --parts forward backward
+    python -m autograder autograde linear --workers 2          # a class, into nbgrader's gradebook
+    python -m autograder autograde linear --scheduler tcp://head:8786
 
 A notebook's chapter is its file name (`linear.ipynb` -> `linear`) unless --chapter says
 otherwise; every layer of that chapter is graded, on the trusted path: the notebook's code runs in
@@ -108,6 +110,31 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return 0 if all_passed else 1
 
 
+def cmd_autograde(args: argparse.Namespace) -> int:
+    from .batch import Coordinator
+
+    if args.chapter not in CHAPTERS:
+        print(f"unknown chapter {args.chapter!r} (chapters: {', '.join(CHAPTERS)})", file=sys.stderr)
+        return 2
+    limits = {}
+    for item in filter(None, (args.limits or "").split(",")):
+        key, _, value = item.partition("=")
+        limits[key.strip()] = float(value)
+    coordinator = Coordinator(args.chapter, Path(args.course), workers=args.workers, scheduler=args.scheduler,
+                              students=args.student or (), force=args.force, seed=args.seed, limits=limits,
+                              device=args.device, progress=False if args.quiet else None)
+    summary = coordinator.run()
+    where = args.scheduler or f"{coordinator.workers} worker(s)"
+    rate = summary.graded / summary.seconds * 60 if summary.seconds and summary.graded else 0.0
+    print(f"{args.chapter}: graded {summary.graded} notebook(s), {summary.skipped} already graded and unchanged, "
+          f"in {summary.seconds:.1f} s ({rate:.0f} per minute, {where})")
+    for student, why in summary.errors:
+        print(f"  not graded: {student}: {why}")
+    if summary.report:
+        print(f"class report: {summary.report}")
+    return 1 if summary.errors else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -124,5 +151,19 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--csv", help="also write one row per notebook, layer and suite to this CSV file")
     g.add_argument("-q", "--quiet", action="store_true", help="print only the summary line")
     g.set_defaults(run=cmd_grade)
+    a = sub.add_parser("autograde", help="grade a class's submissions of a chapter into nbgrader's gradebook, in "
+                                         "parallel, resumably (run in the course directory)")
+    a.add_argument("chapter", help="the assignment (a chapter slug)")
+    a.add_argument("--workers", type=int, help="grading processes (default: one per core)")
+    a.add_argument("--scheduler", help="grade on this Dask cluster instead (tcp://host:8786)")
+    a.add_argument("--student", nargs="+", help="grade only these students")
+    a.add_argument("--force", action="store_true", help="grade again what the journal says is graded")
+    a.add_argument("--seed", type=int, help="one hidden-suite seed for every submission (default: one per "
+                                            "submission, derived from the journal's)")
+    a.add_argument("--limits", help="limits of the students' processes, e.g. call=60,cell=60,budget=600")
+    a.add_argument("--device", help="cpu, cuda, ... (default: $AUTOGRADER_DEVICE, else CUDA if present)")
+    a.add_argument("--course", default=".", help="the nbgrader course directory (default: here)")
+    a.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    a.set_defaults(run=cmd_autograde)
     args = parser.parse_args(argv)
     return args.run(args)
