@@ -405,7 +405,7 @@ class Coordinator:
     def _dask(self, jobs: list[dict], summary: Summary):
         from distributed import Client, as_completed
 
-        with Client(self.scheduler, set_as_default=False) as client:
+        with Client(self.scheduler) as client:
             futures = {}
             for job in jobs:
                 key = f"grade-{self.chapter}-{job['student']}-{job['notebook_name']}-{job['sha256'][:12]}-" \

@@ -126,6 +126,10 @@ class Session:
         fault = Fault(text, kind)
         self.last_fault = fault
         self.faults.append(fault)
+        if timed_out and sum(f.kind == "timeout" for f in self.faults) >= self.limits.timeouts:
+            # what hung twice will hang again: the rest is not graded, rather than waited for
+            self.gave_up = Fault(f"not run: your notebook ran out of time {self.limits.timeouts} times (last: "
+                                 f"{text.removeprefix('did not finish: ')}); the rest was not graded", "budget")
         return fault
 
     def _request(self, message: dict, limit: float, what: str) -> Any:

@@ -55,6 +55,7 @@ class Limits:
     training: float = 300.0  # the capstone's training run
     budget: float = 600.0  # everything one submission may take, restarts included
     restarts: int = 50  # fresh processes after faults, before the rest is not graded
+    timeouts: int = 2  # calls or cells that ran out of time, before the rest is not graded
     memory: int = 4 * 2 ** 30  # address space beyond the template's
     processes: int = 64
     file_size: int = 256 * 2 ** 20

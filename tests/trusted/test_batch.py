@@ -192,34 +192,35 @@ def test_a_batch_killed_with_kill_9_resumes_and_ends_as_an_uninterrupted_run(tem
 
 
 def test_a_dask_cluster_that_loses_a_worker_grades_everyone_once(template, by_nbgrader, tmp_path):
+    """`--scheduler` sends the class to a real LocalCluster of 2 workers, one of which is killed as soon
+    as grading has started: its submissions are graded elsewhere, nothing lost, nothing twice."""
     from distributed import Client, LocalCluster
 
-    from autograder.batch import Coordinator
-
     course = copy_of(template, tmp_path)
-    os.environ["AUTOGRADER_LIMITS"] = LIMITS
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, Client(cluster) as client:
-        pids = client.run(os.getpid)
-        coordinator = Coordinator("linear", course, scheduler=cluster.scheduler_address, seed=SEED, progress=False)
-        killed = []
+    os.environ["AUTOGRADER_LIMITS"] = LIMITS  # the workers' environment
+    try:
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            pids = list(client.run(os.getpid).values())
+            killed = []
 
-        def kill_one_when_grading_started():
-            deadline = time.monotonic() + 600
-            while not graded_entries(course) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            victim = next(iter(pids.values()))
-            os.kill(victim, signal.SIGKILL)
-            killed.append(victim)
+            def kill_one_when_grading_started():
+                deadline = time.monotonic() + 600
+                while not graded_entries(course) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
 
-        killer = threading.Thread(target=kill_one_when_grading_started)
-        killer.start()
-        try:
-            summary = coordinator.run()
-        finally:
-            killer.join()
-            os.environ.pop("AUTOGRADER_LIMITS", None)
-    assert killed and not summary.errors, summary.errors
+            killer = threading.Thread(target=kill_one_when_grading_started)
+            killer.start()
+            try:
+                done = autograde(course, "--scheduler", cluster.scheduler_address, "--seed", str(SEED), "--quiet")
+            finally:
+                killer.join()
+    finally:
+        os.environ.pop("AUTOGRADER_LIMITS", None)
+    assert killed and done.returncode == 0, done.stdout + done.stderr
+    assert f"graded {len(CLASS)} notebook(s)" in done.stdout and cluster.scheduler_address in done.stdout
     entries = graded_entries(course)
     assert sorted(e["student"] for e in entries) == sorted(CLASS)  # nothing lost, nothing twice
     assert len({e["worker"] for e in entries}) >= 2  # the batch was spread over the workers
