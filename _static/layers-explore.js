@@ -17,7 +17,8 @@
   /** Output size of a convolution (or a transposed one) along one dimension, or why there is none.
    *
    * n input size, k kernel size, s stride, p padding, d dilation, op output_padding (transposed
-   * only). Returns {ok, size, span, formula, reason, ...}: span is the extent of the kernel's
+   * only). Returns {ok, size, span, formula, reason, ...}: size is null where torch raises (0 where
+   * torch raises or returns an empty tensor, depending on the layer); span is the extent of the kernel's
    * taps, d(k - 1) + 1; for a convolution, padded = n + 2p; for a transposed one, full is the
    * length of all the stamps before the padding is cropped, (n - 1)s + span.
    */
@@ -28,9 +29,9 @@
       const formula = `⌊(n + 2p − d(k − 1) − 1) / s⌋ + 1 = ⌊(${n} + 2·${p} − ${d}·(${k} − 1) − 1) / ${s}⌋ + 1`;
       if (span > padded) {
         return { ok: false, size: null, span, padded, formula,
-                 reason: `The kernel's taps span d(k − 1) + 1 = ${span} cells, more than the ${padded} of the ` +
-                         `padded input (n + 2p = ${n} + 2·${p}): the window fits nowhere. torch raises an error ` +
-                         `("Kernel size can't be greater than actual input size").` };
+                 reason: `The kernel's taps span d(k − 1) + 1 = ${span} cells, wider than the padded input ` +
+                         `(n + 2p = ${n} + 2·${p} = ${padded} cells): the window fits nowhere. torch raises an ` +
+                         `error ("Kernel size can't be greater than actual input size").` };
       }
       const size = Math.floor((padded - span) / s) + 1;
       const read = (size - 1) * s + span;          // the padded cells up to the last window's end
@@ -46,9 +47,13 @@
                        `it only picks one of the sizes a stride leaves ambiguous. torch raises an error.` };
     }
     if (size < 1) {
-      return { ok: false, size: null, span, full, formula: `${formula} = ${size}`,
+      // torch is not consistent at exactly 0: ConvTranspose1d raises, ConvTranspose2d raises or
+      // returns an empty tensor depending on the kernel (the backend it picks); below 0 all raise
+      const verdict = size === 0 ? "torch raises an error, or (ConvTranspose2d with some kernels) returns an empty tensor."
+                                 : "torch raises an error.";
+      return { ok: false, size: size === 0 ? 0 : null, span, full, formula: `${formula} = ${size}`,
                reason: `The stamps cover ${full} cells, and padding crops p = ${p} from each end: ` +
-                       `${full} − 2·${p}${op ? ` + ${op}` : ""} = ${size} leaves no output. torch raises an error.` };
+                       `${full} − 2·${p}${op ? ` + ${op}` : ""} = ${size} leaves no output. ${verdict}` };
     }
     return { ok: true, size, span, full, formula: `${formula} = ${size}` };
   }
