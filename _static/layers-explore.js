@@ -35,7 +35,10 @@
       }
       const size = Math.floor((padded - span) / s) + 1;
       const read = (size - 1) * s + span;          // the padded cells up to the last window's end
-      return { ok: true, size, span, padded, read, dropped: padded - read, formula: `${formula} = ${size}` };
+      const starts = Array.from({ length: size }, (_, o) => o * s);
+      // rows (and columns) before that end that fall between the taps of every window
+      const holes = tapCounts(read, starts, k, d).filter((c) => c === 0).length;
+      return { ok: true, size, span, padded, read, dropped: padded - read, holes, formula: `${formula} = ${size}` };
     }
     const full = (n - 1) * s + span;
     const size = full - 2 * p + op;
@@ -220,9 +223,13 @@
       out.append("output: ", html("strong", { "data-role": "size" }, a.ok ? String(a.size) : "impossible"),
                  a.ok ? ` per side, ${shape}` : "");
       if (!a.ok) say("reason", a.reason, "layers-explorer-impossible");
-      else if (!set.transposed && a.dropped > 0) {
-        say("note", `The stride does not divide evenly: the last ${a.dropped} padded row(s) and column(s) are never ` +
-                    `read (red), which is what the floor in the formula drops.`);
+      else if (!set.transposed && (a.dropped > 0 || a.holes > 0)) {
+        const parts = [];
+        if (a.dropped > 0) parts.push(`the last ${a.dropped} padded row(s) and column(s), which the floor in the ` +
+                                      `formula drops (the stride does not divide what follows the first window)`);
+        if (a.holes > 0) parts.push(`${a.holes} row(s) and column(s) between the taps of every window (the stride ` +
+                                    `and the dilation share a factor)`);
+        say("note", `Never read (red): ${parts.join("; and ")}.`);
       } else if (set.transposed && set.op > 0) {
         say("note", `output_padding adds ${set.op} row(s) and column(s) at the end (yellow), which no stamp reaches: ` +
                     `a convolution with stride ${set.s} maps both ${a.size} and ${a.size - set.op} back to ${set.n}.`);

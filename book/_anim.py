@@ -47,6 +47,10 @@ class _FrameGrabber(animation.AbstractMovieWriter):
         super().setup(fig, outfile, dpi)
         fig.set_dpi(self.dpi)            # draw on the figure's own canvas, at the frames' resolution
         fig.set_facecolor("white")
+        # Animation.save() asks for a redraw after each frame, and grab_frame() draws the frame
+        # itself: without this, every frame would be drawn twice
+        self._draw_idle = fig.canvas.draw_idle
+        fig.canvas.draw_idle = lambda *args, **kwargs: None
 
     def grab_frame(self, **savefig_kwargs):
         self.fig.canvas.draw()
@@ -54,7 +58,7 @@ class _FrameGrabber(animation.AbstractMovieWriter):
         self.frames.append(rgba[..., :3].copy())                  # (H, W, 3)
 
     def finish(self):
-        pass
+        self.fig.canvas.draw_idle = self._draw_idle
 
 
 def _crop(frames: list[np.ndarray], margin: int = 6) -> list[np.ndarray]:

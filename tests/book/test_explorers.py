@@ -10,6 +10,7 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from _explore import CONV_SETTINGS, attention_explorer, conv_explorer
 from torch import nn
 
@@ -81,6 +82,27 @@ def test_the_conv_formula_gives_torchs_sizes(open_page, transposed):
             wrong.append(f"{case}: impossible, but no reason given")
     assert not wrong, f"{len(wrong)} of {len(cases)} settings differ, e.g. {wrong[:5]}"
     assert sum(a["ok"] for a in answers) > len(cases) / 3 and not all(a["ok"] for a in answers)
+
+
+def never_read(n: int, k: int, s: int, p: int, d: int) -> int:
+    """How many cells of a padded line no window of torch's convolution reads (from F.unfold)."""
+    padded = n + 2 * p
+    numbers = torch.arange(padded, dtype=torch.float32).reshape(1, 1, 1, padded)   # each cell's number
+    taps = F.unfold(numbers, (1, k), dilation=(1, d), stride=(1, s))              # (k, windows)
+    return padded - len(set(taps.flatten().long().tolist()))
+
+
+def test_the_cells_it_marks_unread_are_those_torch_never_reads(open_page):
+    """Red cells: the remainder the floor drops, and the holes of a stride and a dilation sharing a factor."""
+    tab = open_page("<p>formula</p>")
+    cases = [c for c in settings(False) if torch_size(**c) is not None]
+    answers = tab.evaluate(f"{json.dumps(cases)}.map(c => LayersExplore.convArithmetic(c))")
+    wrong = [f"{c}: explorer {a['dropped']} + {a['holes']}, torch {never_read(c['n'], c['k'], c['s'], c['p'], c['d'])}"
+             for c, a in zip(cases, answers, strict=True)
+             if a["dropped"] + a["holes"] != never_read(c["n"], c["k"], c["s"], c["p"], c["d"])]
+    assert not wrong, wrong[:5]
+    example = answers[cases.index({"n": 7, "k": 3, "s": 2, "p": 1, "d": 2, "op": 0, "transposed": False})]
+    assert (example["dropped"], example["holes"]) == (0, 4)
 
 
 @pytest.mark.parametrize("values", [
