@@ -77,7 +77,7 @@ def _crop(frames: list[np.ndarray], margin: int = 6) -> list[np.ndarray]:
 def _png(frame: np.ndarray) -> str:
     image = Image.fromarray(frame).quantize(colors=COLOURS, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
+    image.save(buffer, format="PNG")                     # optimize=True: 5% smaller, twice as slow
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
