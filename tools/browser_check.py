@@ -78,6 +78,8 @@ VIEWPORT = {"width": 1280, "height": 900}
 MAX_PAGE_BYTES = 3_000_000
 #: virtual time a player is given to show another frame once play is pressed
 PLAY_MS = 4000
+#: how long an animation plays from its first frame before --animation-shot takes its picture
+SHOT_MS = 2500
 
 #: runs in each page after its scripts: everything the checks need, as one JSON-able object
 PROBE = r"""
@@ -438,10 +440,12 @@ def load(browser: Browser, name: str, url: str, budget_ms: int, shot_of_figure: 
             page.screenshot = tab.screenshot()
         page.animations = play_animations(tab)
         page.explorers = drive_explorers(tab)
-        if shot_of_animation:  # the player in the middle of the view, still playing
+        if shot_of_animation:  # the player in the middle of the view, played from its start for SHOT_MS
             tab.evaluate(f"(() => {{ const p = document.querySelectorAll('.layers-anim')[{shot_of_animation - 1}]; "
-                         "if (p) p.closest('figure, .layers-anim').scrollIntoView({block: 'center'}); })()")
-            tab.advance(1500)
+                         "if (!p) return; p.closest('figure, .layers-anim').scrollIntoView({block: 'center'}); "
+                         "p.querySelector('button[data-action=first]').click(); "
+                         "p.querySelector('button[data-action=play]').click(); })()")
+            tab.advance(SHOT_MS)
             page.animation_shot = tab.screenshot()
         if not page.screenshot:
             page.screenshot = tab.screenshot()
