@@ -18,6 +18,8 @@ from matplotlib import pyplot as plt  # noqa: E402
 from matplotlib.animation import FuncAnimation  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from tests.conftest import ROOT  # noqa: E402
+
 
 def growing_bar(frames: int = 4, interval: int = 300) -> FuncAnimation:
     fig, ax = plt.subplots(figsize=(3, 2))
@@ -112,3 +114,28 @@ def test_play_advances_loops_and_pauses(tab):
     tab.advance(1000)
     assert tab.evaluate("document.querySelector('.layers-anim').dataset.frame") == paused
     assert tab.evaluate("document.querySelector('.layers-anim').dataset.playing") == "false"
+
+
+def test_without_javascript_the_still_frame_is_shown(browser, tmp_path):
+    """With scripts off there are no controls, and the still frame is an ordinary loaded image."""
+    shown = player(growing_bar(4), still=2, alt="bar")
+    (tmp_path / "layers-anim.js").write_text((ROOT / "_static" / "layers-anim.js").read_text())  # there, but off
+    page = tmp_path / "nojs.html"
+    page.write_text(f"<!doctype html><html><head><script src='layers-anim.js'></script></head><body>"
+                    f"{shown._repr_html_()}</body></html>")
+    target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+    session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+    try:
+        browser.send("Page.enable", session=session)
+        browser.send("Emulation.setScriptExecutionDisabled", {"value": True}, session=session)
+        browser.send("Page.navigate", {"url": page.as_uri()}, session=session)
+        browser.event("Page.loadEventFired", session, timeout=30)
+        found = browser.send("Runtime.evaluate", {"returnByValue": True, "expression": """(() => {
+            const img = document.querySelector("img.layers-anim-frame");
+            return {controls: document.querySelectorAll(".layers-anim-controls").length, src: img.getAttribute("src"),
+                    loaded: img.complete && img.naturalWidth > 0};
+        })()"""}, session=session)["result"]["value"]
+    finally:
+        browser.send("Target.closeTarget", {"targetId": target})
+        browser.events = [e for e in browser.events if e.get("sessionId") != session]
+    assert found == {"controls": 0, "src": shown.frames[2], "loaded": True}
