@@ -8,6 +8,10 @@ This module writes the explorer's HTML: a `<div data-explorer=...>` with its sta
 or, for attention, the weights torch computed at build time as JSON. `_static/layers-explore.js`
 adds the controls and draws; without JavaScript the reader sees a sentence saying so. Nothing is
 fetched at view time: the explorers work from file://.
+
+As for book/_anim.py, the notebook cache keys on a page's code, not on this module: after changing
+it, rebuild from a cold cache (`rm -rf .jupyter_cache`). The script in _static/ is copied at
+every build.
 """
 
 from __future__ import annotations
