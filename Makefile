@@ -54,10 +54,13 @@ bubblewrap:
 		{ $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q bubblewrap; }; }
 	@bwrap --version
 
-# the README's picture of a chapter page
+# the README's picture of a chapter page, and two animations caught in the middle of playing
+# (the convolution with stride and dilation, the attention weights forming query by query)
 screenshot: $(STAMP)
 	@test -f _build/html/index.html || $(MAKE) book
-	$(BIN)/python tools/browser_check.py _build/html --screenshot docs/screenshot.png --page book/conv
+	$(BIN)/python tools/browser_check.py _build/html --screenshot docs/screenshot.png --page book/conv \
+		--animation-shot 'book/conv#2' docs/animation-conv.png \
+		--animation-shot book/transformer docs/animation-transformer.png
 
 # one worker per core, each on one thread (many small torch ops parallelise better across
 # processes); idle workers take queued tests from busy ones, so the long nbgrader tests balance

@@ -2,6 +2,7 @@
 
     python tools/browser_check.py _build/html
     python tools/browser_check.py _build/html --screenshot docs/screenshot.png
+    python tools/browser_check.py _build/html --animation-shot book/conv#2 docs/animation-conv.png
 
 Each page listed in `_toc.yml` is loaded from disk (file://, as the README tells readers to open
 the book) in one headless Chromium driven over the DevTools protocol, and its DOM is inspected
@@ -14,7 +15,24 @@ after a budget of virtual time has let its scripts (MathJax above all) run. The 
   a formula that shows a backslash (TeX printed as typed, such as `\\_` inside `\\text{}`);
 - is a chapter page without a figure, or has an image that does not load;
 - shows solution code from solutions/ (the lines `tools/check_book.py` looks for statically);
-- asks the network for anything: every request that is not file:, data: or blob: is reported.
+- asks the network for anything: every request that is not file:, data: or blob: is reported,
+  including those made while the checks below play the animations and drive the explorers;
+- is a layer chapter (the part "Layers" of `_toc.yml`) without an animation player, or has a
+  player that is not set up (its script did not run), holds a single frame, or shows the same
+  image after it has been played for a few seconds of virtual time;
+- has an explorer whose controls change nothing: each control of each explorer is moved in turn
+  (a slider by one step, a select to its next option, a checkbox toggled) and what the explorer
+  draws (its `[data-view]` elements) must change, then the control is put back;
+- weighs more than 3 MB of its own: its HTML and the images it loads (the animations' frames are
+  in the HTML). The files every page shares (the theme, MathJax, the search index and the
+  book's scripts, all under _static/) are weighed too and reported, but not held to the limit:
+  they are the same for every page, and the theme's alone come to about 3.7 MB uncompressed.
+
+The players and explorers are the book's own (`_static/layers-anim.js`, `_static/layers-explore.js`);
+what this check relies on: a player is a `.layers-anim` element that its script marks
+`data-ready="true"`, with a `button[data-action=play]` and the frame on show in its
+`img.layers-anim-frame`; an explorer is a `[data-explorer]` element, marked ready the same way,
+whose controls are its `input` and `select` elements and whose drawing is in `[data-view]`.
 
 Chromium is Debian's `chromium` (/usr/bin/chromium). When it is missing, the check installs it
 with apt-get if the environment variable CI is "true", and otherwise skips with a message (exit
@@ -37,7 +55,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import yaml
 
@@ -56,6 +74,12 @@ LOCAL_SCHEMES = {"file", "data", "blob", "about", "chrome", "devtools"}
 #: pages that must show a figure: the chapters and the capstone
 FIGURE_PAGES = re.compile(r"^book/(?!intro$|overview$|more_torch_nn$|instructor$)[a-z_]+$")
 VIEWPORT = {"width": 1280, "height": 900}
+#: the heaviest a page may be, its HTML and everything it loads together
+MAX_PAGE_BYTES = 3_000_000
+#: virtual time a player is given to show another frame once play is pressed
+PLAY_MS = 4000
+#: how long an animation plays from its first frame before --animation-shot takes its picture
+SHOT_MS = 2500
 
 #: runs in each page after its scripts: everything the checks need, as one JSON-able object
 PROBE = r"""
@@ -93,6 +117,83 @@ PROBE = r"""
     unrendered: [...document.querySelectorAll(".math")]
       .filter(e => !e.querySelector("mjx-container")).map(e => e.textContent.slice(0, 60)).slice(0, 3),
   };
+})()
+"""
+
+#: the animation players before play is pressed (each is then pressed); ANIM_AFTER reads them again
+ANIM_BEFORE = r"""
+(() => {
+  const players = [...document.querySelectorAll(".layers-anim")];
+  window.__layersCheck = players.map(p => {
+    const img = p.querySelector("img.layers-anim-frame");
+    const play = p.querySelector("button[data-action=play]");
+    let frames = null;                    // unknown unless the player carries the book's frame data
+    try { frames = JSON.parse(p.querySelector("script.layers-anim-data").textContent).frames.length; } catch (e) {}
+    const state = {ready: p.dataset.ready === "true", play: !!play, frames, src: img ? img.getAttribute("src") : null,
+                   frame: p.dataset.frame, alt: img ? img.alt.slice(0, 60) : ""};
+    if (state.ready && play && p.dataset.playing !== "true") play.click();
+    return state;
+  });
+  return window.__layersCheck.map(({src, ...rest}) => rest);
+})()
+"""
+
+ANIM_AFTER = r"""
+(() => [...document.querySelectorAll(".layers-anim")].map((p, i) => {
+  const before = (window.__layersCheck || [])[i] || {};
+  const img = p.querySelector("img.layers-anim-frame");
+  const src = img ? img.getAttribute("src") : null;
+  return {advanced: src !== null && src !== before.src, frame: p.dataset.frame};
+}))()
+"""
+
+#: helpers for driving the explorers, installed once per page: list the controls, move one, read the view
+EXPLORER_TOOLS = r"""
+(() => {
+  const usable = c => !c.disabled && c.type !== "hidden" && c.getClientRects().length > 0;
+  const name = (c, i) => c.name || c.id || c.getAttribute("aria-label") || c.dataset.control || `control ${i + 1}`;
+  const explorers = () => [...document.querySelectorAll("[data-explorer]")];
+  const controls = e => [...e.querySelectorAll("input, select")].filter(usable);
+  const view = e => [...e.querySelectorAll("[data-view]")].map(v =>
+    v.innerHTML + [...v.querySelectorAll("canvas")].map(c => c.toDataURL()).join("")).join("\u0000");
+  function move(c) {                       // to a different value; false when the control has only one
+    const old = c.type === "checkbox" || c.type === "radio" ? c.checked : c.value;
+    if (c.tagName === "SELECT") {
+      if (c.options.length < 2) return false;
+      c.selectedIndex = (c.selectedIndex + 1) % c.options.length;
+    } else if (c.type === "checkbox" || c.type === "radio") {
+      c.checked = !c.checked;
+    } else if (c.type === "range" || c.type === "number") {
+      const step = Number(c.step) || 1, v = Number(c.value);
+      const max = c.max === "" ? Infinity : Number(c.max), min = c.min === "" ? -Infinity : Number(c.min);
+      if (v + step <= max) c.value = String(v + step);
+      else if (v - step >= min) c.value = String(v - step);
+      else return false;
+    } else {
+      return false;
+    }
+    c.dispatchEvent(new Event("input", {bubbles: true}));
+    c.dispatchEvent(new Event("change", {bubbles: true}));
+    return {old};
+  }
+  function restore(c, old) {
+    if (c.type === "checkbox" || c.type === "radio") c.checked = old; else c.value = old;
+    c.dispatchEvent(new Event("input", {bubbles: true}));
+    c.dispatchEvent(new Event("change", {bubbles: true}));
+  }
+  window.__layersExplore = {
+    list: () => explorers().map(e => ({name: e.dataset.explorer, ready: e.dataset.ready === "true",
+                                       views: e.querySelectorAll("[data-view]").length,
+                                       controls: controls(e).map(name)})),
+    view: i => view(explorers()[i]),
+    move: (i, j) => {
+      const c = controls(explorers()[i])[j], m = c && move(c);
+      if (m) window.__layersMoved = [c, m.old];
+      return !!m;
+    },
+    restore: () => { if (window.__layersMoved) restore(...window.__layersMoved); window.__layersMoved = null; },
+  };
+  return true;
 })()
 """
 
@@ -222,41 +323,135 @@ class Page:
     console_errors: list[str] = field(default_factory=list)
     screenshot: bytes = b""
     seconds: float = 0.0
+    must_animate: bool = False                                  # a layer chapter: needs a player
+    animations: list[dict] = field(default_factory=list)        # per player: set up, frames, advanced
+    explorers: list[dict] = field(default_factory=list)         # per explorer: set up, dead controls
+    weight: int = 0                                             # bytes: the HTML and all it loaded
+    own_weight: int = 0                                         # of which not shared by every page
+    animation_shot: bytes = b""                                 # a player in the middle of playing
 
 
-def load(browser: Browser, name: str, url: str, budget_ms: int, shot_of_figure: bool = False) -> Page:
+class Tab:
+    """One page in its own browser tab, its scripts run on virtual time (paused unless advanced)."""
+
+    def __init__(self, browser: Browser, url: str, budget_ms: int):
+        self.browser = browser
+        self.target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        self.session = browser.send("Target.attachToTarget", {"targetId": self.target, "flatten": True})["sessionId"]
+        for domain in ("Page", "Network", "Runtime", "Log"):
+            self.send(f"{domain}.enable")
+        self.send("Emulation.setDeviceMetricsOverride", {**VIEWPORT, "deviceScaleFactor": 1, "mobile": False})
+        # scripts run on virtual time: paused while the page loads, then a budget for its timers
+        self.send("Emulation.setVirtualTimePolicy", {"policy": "pause"})
+        self.send("Page.navigate", {"url": url})
+        self.advance(budget_ms, policy="pauseIfNetworkFetchesPending")
+
+    def send(self, method: str, params: dict | None = None, timeout: float = 60) -> dict:
+        return self.browser.send(method, params, session=self.session, timeout=timeout)
+
+    def advance(self, ms: int, policy: str = "advance") -> None:
+        """Let the page's timers run for `ms` of virtual time, then pause it again."""
+        self.send("Emulation.setVirtualTimePolicy", {"policy": policy, "budget": ms})
+        self.browser.event("Emulation.virtualTimeBudgetExpired", self.session, timeout=120)
+
+    def evaluate(self, expression: str, await_promise: bool = False, timeout: float = 60):
+        result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True,
+                                                "awaitPromise": await_promise}, timeout=timeout)
+        if "exceptionDetails" in result:
+            details = result["exceptionDetails"]
+            why = details.get("exception", {}).get("description") or details.get("text")
+            raise RuntimeError(f"script failed: {why}")
+        return result.get("result", {}).get("value")
+
+    def screenshot(self) -> bytes:
+        return base64.b64decode(self.send("Page.captureScreenshot", {"format": "png"})["data"])
+
+    def close(self) -> list[dict]:
+        """Close the tab; return the events it sent (requests, failures, console messages)."""
+        self.browser.send("Target.closeTarget", {"targetId": self.target})
+        mine = [e for e in self.browser.events if e.get("sessionId") == self.session]
+        self.browser.events = [e for e in self.browser.events if e.get("sessionId") != self.session]
+        return mine
+
+
+def play_animations(tab: Tab) -> list[dict]:
+    """Each player's state, and whether its image changed once play was pressed (PLAY_MS later)."""
+    before = tab.evaluate(ANIM_BEFORE) or []
+    if not before:
+        return []
+    tab.advance(PLAY_MS)
+    after = tab.evaluate(ANIM_AFTER) or []
+    return [{**b, **(after[i] if i < len(after) else {"advanced": False})} for i, b in enumerate(before)]
+
+
+def drive_explorers(tab: Tab) -> list[dict]:
+    """Each explorer's state, and the controls that, moved, leave what it draws unchanged."""
+    tab.evaluate(EXPLORER_TOOLS)
+    found = tab.evaluate("__layersExplore.list()") or []
+    for i, explorer in enumerate(found):
+        explorer["dead"] = []
+        if not explorer["ready"] or not explorer["views"]:
+            continue
+        for j, control in enumerate(explorer["controls"]):
+            seen = tab.evaluate(f"__layersExplore.view({i})")
+            if not tab.evaluate(f"__layersExplore.move({i}, {j})"):
+                continue                                          # a control with a single value
+            tab.advance(200)                                      # an explorer may draw on a timer
+            if tab.evaluate(f"__layersExplore.view({i})") == seen:
+                explorer["dead"].append(control)
+            tab.evaluate("__layersExplore.restore()")
+            tab.advance(200)
+    return found
+
+
+def weight_of(html_file: Path, requests: list[str], book: Path | None = None) -> tuple[int, int]:
+    """Bytes of the page and of every local file it asked for (each counted once), and the part
+    of them that is its own: all but the files under the book's _static/ and its search index,
+    which every page loads alike. `book` is the built book's root (default: the page's folder)."""
+    files = {html_file.resolve()}
+    for url in requests:
+        parts = urlsplit(url)
+        if parts.scheme == "file":
+            files.add(Path(unquote(parts.path)).resolve())
+    book = (book or html_file.parent).resolve()
+    shared = {f for f in files if f.is_relative_to(book / "_static") or f == book / "searchindex.js"}
+    size = {f: f.stat().st_size for f in files if f.is_file()}
+    return sum(size.values()), sum(n for f, n in size.items() if f not in shared)
+
+
+def load(browser: Browser, name: str, url: str, budget_ms: int, shot_of_figure: bool = False,
+         shot_of_animation: int | None = None, book: Path | None = None) -> Page:
+    """Open the page, run the probes, play its animations and drive its explorers.
+
+    shot_of_figure: screenshot its first figure; shot_of_animation: its n-th player (1-based), in
+    the middle of playing.
+    """
     page = Page(name, url)
     start = time.monotonic()
-    target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-    session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+    tab = Tab(browser, url, budget_ms)
     try:
-        for domain in ("Page", "Network", "Runtime", "Log"):
-            browser.send(f"{domain}.enable", session=session)
-        browser.send("Emulation.setDeviceMetricsOverride", {**VIEWPORT, "deviceScaleFactor": 1, "mobile": False},
-                     session=session)
-        # scripts run on virtual time: paused while the page loads, then a budget for its timers
-        browser.send("Emulation.setVirtualTimePolicy", {"policy": "pause"}, session=session)
-        browser.send("Page.navigate", {"url": url}, session=session)
-        browser.send("Emulation.setVirtualTimePolicy",
-                     {"policy": "pauseIfNetworkFetchesPending", "budget": budget_ms}, session=session)
-        browser.event("Emulation.virtualTimeBudgetExpired", session, timeout=120)
         # MathJax typesets asynchronously: wait for its promise when the page has one
-        browser.send("Runtime.evaluate", {
-            "expression": "window.MathJax && MathJax.startup && MathJax.startup.promise "
-                          "? MathJax.startup.promise.then(() => true) : true",
-            "awaitPromise": True, "returnByValue": True}, session=session, timeout=60)
-        result = browser.send("Runtime.evaluate", {"expression": PROBE, "returnByValue": True}, session=session)
-        page.probe = result.get("result", {}).get("value") or {}
+        tab.evaluate("window.MathJax && MathJax.startup && MathJax.startup.promise "
+                     "? MathJax.startup.promise.then(() => true) : true", await_promise=True)
+        page.probe = tab.evaluate(PROBE) or {}
         if shot_of_figure:  # the first figure in view, a little below the page's title
-            browser.send("Runtime.evaluate", {"expression": "(() => { const f = document.querySelector("
-                                                            "'main figure, main img'); if (f) window.scrollTo(0, "
-                                                            "f.getBoundingClientRect().top + scrollY - 330); })()"},
-                         session=session)
-        shot = browser.send("Page.captureScreenshot", {"format": "png"}, session=session)
-        page.screenshot = base64.b64decode(shot["data"])
+            tab.evaluate("(() => { const f = document.querySelector('main figure, main img'); "
+                         "if (f) window.scrollTo(0, f.getBoundingClientRect().top + scrollY - 330); })()")
+            page.screenshot = tab.screenshot()
+        page.animations = play_animations(tab)
+        page.explorers = drive_explorers(tab)
+        if shot_of_animation:  # the player in the middle of the view, played from its start for SHOT_MS
+            tab.evaluate(f"(() => {{ const p = document.querySelectorAll('.layers-anim')[{shot_of_animation - 1}]; "
+                         "if (!p) return; p.closest('figure, .layers-anim').scrollIntoView({block: 'center'}); "
+                         "p.querySelector('button[data-action=first]').click(); "
+                         "p.querySelector('button[data-action=play]').click(); })()")
+            tab.advance(SHOT_MS)
+            page.animation_shot = tab.screenshot()
+        if not page.screenshot:
+            page.screenshot = tab.screenshot()
     finally:
-        browser.send("Target.closeTarget", {"targetId": target})
-    for e in [e for e in browser.events if e.get("sessionId") == session]:
+        events = tab.close()
+    for e in events:
         params = e.get("params", {})
         if e["method"] == "Network.requestWillBeSent":
             page.requests.append(params["request"]["url"])
@@ -264,7 +459,8 @@ def load(browser: Browser, name: str, url: str, budget_ms: int, shot_of_figure: 
             page.failed.append(f"{params.get('type', 'resource')}: {params.get('errorText')}")
         elif e["method"] == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
             page.console_errors.append(params["entry"].get("text", "")[:160])
-    browser.events = [e for e in browser.events if e.get("sessionId") != session]
+    if urlsplit(url).scheme == "file":
+        page.weight, page.own_weight = weight_of(Path(unquote(urlsplit(url).path)), page.requests, book)
     page.seconds = time.monotonic() - start
     return page
 
@@ -316,12 +512,52 @@ def problems_of(page: Page, secrets: set[str]) -> list[str]:
             out.append(f"{page.name}: asks the network for {url}")
     for failure in page.failed:
         out.append(f"{page.name}: a resource failed to load ({failure})")
+    out += motion_problems(page)
+    if page.own_weight > MAX_PAGE_BYTES:
+        out.append(f"{page.name}: weighs {page.own_weight / 1e6:.1f} MB of its own (its HTML and images), more than "
+                   f"{MAX_PAGE_BYTES / 1e6:.0f} MB")
+    return out
+
+
+def motion_problems(page: Page) -> list[str]:
+    """What is wrong with the page's animation players and explorers."""
+    out = []
+    if page.must_animate and not page.animations:
+        out.append(f"{page.name}: a layer chapter without an animation player")
+    for n, a in enumerate(page.animations, 1):
+        which = f"animation {n}" + (f" ({a['alt']!r})" if a.get("alt") else "")
+        if not a.get("ready"):
+            out.append(f"{page.name}: {which}: the player is not set up (its script did not run)")
+        elif not a.get("play"):
+            out.append(f"{page.name}: {which}: the player has no play button")
+        elif a.get("frames") == 1:
+            out.append(f"{page.name}: {which}: the player holds a single frame")
+        elif not a.get("advanced"):
+            out.append(f"{page.name}: {which}: the player does not advance when played "
+                       f"(still frame {a.get('frame')} after {PLAY_MS / 1000:g} s)")
+    for e in page.explorers:
+        which = f"explorer {e['name']!r}"
+        if not e.get("ready"):
+            out.append(f"{page.name}: {which} is not set up (its script did not run)")
+        elif not e.get("views"):
+            out.append(f"{page.name}: {which} draws nothing (no [data-view] element)")
+        elif not e.get("controls"):
+            out.append(f"{page.name}: {which} has no controls")
+        for control in e.get("dead", []):
+            out.append(f"{page.name}: {which}: its control {control!r} changes nothing")
     return out
 
 
 def check_pages(html_dir: Path, pages: list[str], executable: str, *, secrets: set[str], budget_ms: int = 10000,
-                screenshot: Path | None = None, screenshot_page: str | None = None) -> list[str]:
-    """Open each page (`book/linear` -> html_dir/book/linear.html); return the problems found."""
+                screenshot: Path | None = None, screenshot_page: str | None = None,
+                animated: set[str] | frozenset[str] = frozenset(),
+                animation_shots: dict[str, tuple[int, Path]] | None = None) -> list[str]:
+    """Open each page (`book/linear` -> html_dir/book/linear.html); return the problems found.
+
+    animated: the pages that must have an animation player; animation_shots: page -> (which
+    player, 1-based; where to save a screenshot of it in the middle of playing).
+    """
+    animation_shots = animation_shots or {}
     problems = [f"{name}: missing ({name}.html was not built)" for name in pages
                 if not (html_dir / f"{name}.html").is_file()]
     with tempfile.TemporaryDirectory(prefix="browser-check-") as profile:
@@ -329,30 +565,52 @@ def check_pages(html_dir: Path, pages: list[str], executable: str, *, secrets: s
         try:
             for name in [n for n in pages if (html_dir / f"{n}.html").is_file()]:
                 url = (html_dir / f"{name}.html").resolve().as_uri()
+                shot = animation_shots.get(name)
                 try:
-                    page = load(browser, name, url, budget_ms, shot_of_figure=name == screenshot_page)
+                    page = load(browser, name, url, budget_ms, shot_of_figure=name == screenshot_page,
+                                shot_of_animation=shot[0] if shot else None, book=html_dir)
                 except (TimeoutError, RuntimeError) as exc:
                     problems.append(f"{name}: could not be loaded: {exc}")
                     continue
+                page.must_animate = name in animated
                 found = problems_of(page, secrets)
                 problems += found
                 print(f"  {'ok ' if not found else 'BAD'} {name} ({page.seconds:.1f} s, "
                       f"{page.probe.get('renderedMath', 0)} formulas, {len(page.probe.get('images', []))} images, "
-                      f"{len(page.requests)} requests)", flush=True)
-                if screenshot and name == screenshot_page:
-                    screenshot.parent.mkdir(parents=True, exist_ok=True)
-                    screenshot.write_bytes(page.screenshot)
+                      f"{len(page.animations)} animations, {len(page.explorers)} explorers, "
+                      f"{len(page.requests)} requests, {page.own_weight / 1e6:.2f} MB of its own, "
+                      f"{page.weight / 1e6:.2f} MB with the shared files)", flush=True)
+                for target, data in [(screenshot if name == screenshot_page else None, page.screenshot),
+                                     (shot[1] if shot else None, page.animation_shot)]:
+                    if target:
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        target.write_bytes(data)
         finally:
             browser.close()
     return problems
 
 
-def run(html_dir: Path, screenshot: Path | None, screenshot_page: str, budget_ms: int, install: bool) -> int:
+def layer_chapters(toc: dict) -> set[str]:
+    """The chapter pages of the part of _toc.yml captioned "Layers" (not their exercises)."""
+    return {c["file"] for part in toc.get("parts", []) if part.get("caption") == "Layers"
+            for c in part.get("chapters", [])}
+
+
+def animation_shot(spec: str) -> tuple[str, int]:
+    """`book/conv#2` -> ("book/conv", 2): a page and which of its players (the first by default)."""
+    page, _, which = spec.partition("#")
+    return page, int(which or 1)
+
+
+def run(html_dir: Path, screenshot: Path | None, screenshot_page: str, budget_ms: int, install: bool,
+        animation_shots: dict[str, tuple[int, Path]] | None = None) -> int:
     started = time.monotonic()
-    pages = toc_files(yaml.safe_load((ROOT / "_toc.yml").read_text()))
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    pages = toc_files(toc)
     executable = find_chromium(install)
     problems = check_pages(html_dir, pages, executable, secrets=solution_lines(), budget_ms=budget_ms,
-                           screenshot=screenshot, screenshot_page=screenshot_page)
+                           screenshot=screenshot, screenshot_page=screenshot_page, animated=layer_chapters(toc),
+                           animation_shots=animation_shots)
     for line in problems:
         print(line)
     print(f"browser check: {len(pages)} pages of _toc.yml opened in {Path(executable).name}, "
@@ -366,6 +624,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("html", nargs="?", default=str(ROOT / "_build" / "html"), help="the built book's html folder")
     parser.add_argument("--screenshot", type=Path, help="save a screenshot of --page here (e.g. docs/screenshot.png)")
     parser.add_argument("--page", default="book/linear", help="the page to screenshot (a _toc.yml entry)")
+    parser.add_argument("--animation-shot", nargs=2, action="append", default=[], metavar=("PAGE[#N]", "PNG"),
+                        help="save a screenshot of the page's N-th animation (default 1) in the middle of playing")
     parser.add_argument("--budget", type=int, default=10000, help="virtual time for a page's scripts, in ms")
     parser.add_argument("--require", action="store_true", help="fail, instead of skipping, without Chromium")
     args = parser.parse_args(argv)
@@ -373,8 +633,13 @@ def main(argv: list[str] | None = None) -> int:
     if not html_dir.is_dir():
         print(f"browser check: no built book at {html_dir} (build it first: make book)")
         return 1
+    shots = {}
+    for spec, png_path in args.animation_shot:
+        page, which = animation_shot(spec)
+        shots[page] = (which, Path(png_path))
     try:
-        return run(html_dir, args.screenshot, args.page, args.budget, install=os.environ.get("CI") == "true")
+        return run(html_dir, args.screenshot, args.page, args.budget, install=os.environ.get("CI") == "true",
+                   animation_shots=shots)
     except Skip as why:
         print(f"browser check SKIPPED: {why}")
         return 1 if args.require else 0
