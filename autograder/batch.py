@@ -189,7 +189,7 @@ class Summary:
     skipped: int = 0
     errors: list = field(default_factory=list)  # (student, why) of submissions that could not be graded
     seconds: float = 0.0
-    startup: float = 0.0
+    writing: float = 0.0  # of which in nbgrader's converter and the journal (this process, one at a time)
     report: Path | None = None
 
 
@@ -323,6 +323,7 @@ class Coordinator:
                        dynamic_ncols=True)
         troubles = 0
         for result in self.execute(jobs, summary):
+            began = time.perf_counter()
             ApplyVerdicts.results[(result["student"], result["notebook"])] = result
             try:
                 self.coursedir.student_id, self.coursedir.assignment_id = result["student"], self.chapter
@@ -342,6 +343,7 @@ class Coordinator:
                                  "isolation": result["isolation"], "seconds": result["seconds"],
                                  "worker": result["worker"], "at": time.time()})
             summary.graded += 1
+            summary.writing += time.perf_counter() - began
             troubles += bool(result["faults"] or result["flags"])
             if bar is not None:
                 bar.update(1)

@@ -127,7 +127,8 @@ def cmd_autograde(args: argparse.Namespace) -> int:
     where = args.scheduler or f"{coordinator.workers} worker(s)"
     rate = summary.graded / summary.seconds * 60 if summary.seconds and summary.graded else 0.0
     print(f"{args.chapter}: graded {summary.graded} notebook(s), {summary.skipped} already graded and unchanged, "
-          f"in {summary.seconds:.1f} s ({rate:.0f} per minute, {where})")
+          f"in {summary.seconds:.1f} s ({rate:.0f} per minute, {where}; nbgrader's recording "
+          f"{summary.writing / max(summary.graded, 1):.2f} s each)")
     for student, why in summary.errors:
         print(f"  not graded: {student}: {why}")
     if summary.report:

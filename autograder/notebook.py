@@ -63,7 +63,7 @@ def load(path: str | os.PathLike) -> Loaded:
     module = f"notebook_{path.stem}"
     loaded = Loaded(path, {"__name__": module})
     for index, source in runnable_cells(nb):
-        filename = f"<{path.name} cell {index}>"
+        filename = f"<{path} cell {index}>"  # the whole path: two notebooks named alike keep their own lines
         # register the source so tracebacks (and the grader's feedback) can quote the line
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         try:

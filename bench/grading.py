@@ -25,6 +25,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -229,8 +230,9 @@ def bench_chapter(chapter: str, size: int, work: Path) -> list[dict]:
         else:
             seconds, peak, out = timed(command, course)
         scores[label] = gradebook_scores(course, chapter)
+        recording = re.search(r"nbgrader's recording ([0-9.]+) s each", out)
         rows.append({"chapter": chapter, "how": label, "seconds": seconds, "per_minute": size / seconds * 60,
-                     "peak_mb": peak / 2 ** 20})
+                     "peak_mb": peak / 2 ** 20, "recording": float(recording.group(1)) if recording else None})
         print(f"{chapter:<8} {label:<40} {seconds:7.1f} s  {size / seconds * 60:6.1f}/min  "
               f"{peak / 2 ** 20:7.0f} MB", flush=True)
     stock = rows[0]["seconds"]
@@ -250,6 +252,28 @@ def bench_chapter(chapter: str, size: int, work: Path) -> list[dict]:
     single, _, _ = timed(nbgrader, one)
     rows[0]["single_trusted"] = single
     return rows
+
+
+def chapter_costs(repeats: int = 3) -> dict[str, float]:
+    """Seconds to grade each chapter's solution notebook on the trusted path, once the grading
+    process is warm (median of `repeats`, after one untimed): the cost of one honest submission."""
+    import statistics
+
+    from autograder.specs import CHAPTER_ORDER
+    from autograder.trusted import Submission
+
+    costs = {}
+    for chapter in CHAPTER_ORDER:
+        nb = json.loads((ROOT / "solutions" / chapter / f"{chapter}.ipynb").read_text())
+        times = []
+        for i in range(repeats + 1):
+            start = time.perf_counter()
+            with Submission(nb, seed=i) as sub:
+                sub.grade_cells()
+            times.append(time.perf_counter() - start)
+        costs[chapter] = statistics.median(times[1:])
+        print(f"{chapter:<16} {costs[chapter]:6.2f} s per honest notebook", flush=True)
+    return costs
 
 
 def zygote_startup() -> float:
@@ -273,11 +297,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="layers-bench-") as tmp:
         for chapter in args.chapter:
             rows += bench_chapter(chapter, args.size, Path(tmp))
-    write(rows, args, startup)
+    costs = chapter_costs()
+    write(rows, args, startup, costs)
     return 0
 
 
-def write(rows: list[dict], args: argparse.Namespace, startup: float) -> None:
+def write(rows: list[dict], args: argparse.Namespace, startup: float, costs: dict[str, float]) -> None:
     from autograder.sandbox import isolation
 
     lines = ["# Benchmark: grading a class", "",
@@ -310,6 +335,25 @@ def write(rows: list[dict], args: argparse.Namespace, startup: float) -> None:
         seconds = {r["how"]: r["seconds"] for r in rows if r["chapter"] == chapter}
         scaling.append(f"{chapter} {seconds['autograde --workers 1'] / seconds['autograde --workers 2']:.2f}x")
     lines += ["", f"Scaling from 1 to 2 workers (time with 1 over time with 2): {', '.join(scaling)}."]
+    term = sum(costs.values())
+    lines += ["", "One honest submission of each chapter on the trusted path, in a warm grading process (median "
+              "of 3; the judge and the student's process together, one core):", "",
+              "| " + " | ".join(costs) + " | all 13 |", "|" + "---:|" * (len(costs) + 1),
+              "| " + " | ".join(f"{v:.2f}" for v in costs.values()) + f" | {term:.1f} s |"]
+    recording = [r["recording"] for r in rows if r.get("recording")]
+    record = sum(recording) / len(recording) if recording else 0.0
+    lines += ["", f"Recording a graded notebook (nbgrader's converter and gradebook, and the journal) takes "
+              f"{record:.2f} s in the coordinating process, one notebook at a time: that bounds a batch, however "
+              "many workers grade it, at one notebook per that time."]
+    for students in (300, 5000):
+        notebooks = students * len(costs)
+        core_hours = students * term / 3600
+        floor = notebooks * record / 3600
+        two, sixteen, many = (max(core_hours / w, floor) for w in (2, 16, 64))
+        lines.append(f"\n{students} students handing in all 13 ({notebooks} notebooks): {core_hours:.1f} core-hours "
+                     f"of grading (honest work; faults cost up to their limits) and {floor:.1f} h of recording: "
+                     f"about {two:.1f} h on this 2-core machine, {sixteen * 60:.0f} minutes on 16 workers, "
+                     f"{many * 60:.0f} minutes on 64.")
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
 

@@ -27,8 +27,8 @@ from tests.test_course import GRADED, nbgrader_meta, source
 
 pytestmark = pytest.mark.nbgrader
 
-#: appended to the pasted solution: every layer's first output is scaled, so values are wrong
-#: while parameters, shapes and rules stay right (a partial score, not zero)
+#: appended to the pasted solution: a layer's first output is scaled, so its values are wrong while
+#: parameters, shapes and rules stay right (a partial score, not zero)
 BREAK = '''
 
 def _scaled(out):
@@ -58,8 +58,9 @@ def submission(released: dict, solution: dict, chapter: str, kind: str) -> dict:
     solution_cells = [c for c in nb["cells"] if nbgrader_meta(c).get("solution")]
     for cell in solution_cells:
         cell["source"] = answers[nbgrader_meta(cell)["grade_id"]]
-    if kind == "wrong":
-        solution_cells[-1]["source"] += BREAK + "".join(BREAK_LAYER.format(name=n) for n in CHAPTERS[chapter])
+    if kind == "wrong":  # the chapter's last layer only: the grade is of the notebook's classes once all its
+        # code cells have run, so breaking a layer the others build on would break them all
+        solution_cells[-1]["source"] += BREAK + BREAK_LAYER.format(name=CHAPTERS[chapter][-1])
     return nb
 
 
