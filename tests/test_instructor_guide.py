@@ -144,6 +144,8 @@ SCENARIO = [
     "python -m autograder grade submitted/*/linear/linear.ipynb --csv layers-grades.csv",
     "python -m autograder grade submitted/STUDENT/linear/linear.ipynb --suite hidden --seed 1234",
     "python -m autograder grade submitted/STUDENT/linear/linear.ipynb --layer Linear --parts forward backward",
+    "python -m autograder autograde linear --workers 2",
+    "python -m autograder autograde linear --student STUDENT --force",
     "AUTOGRADER_DEVICE=cuda nbgrader autograde linear --force",
     "python -m autograder grade submitted/*/linear/linear.ipynb --device cuda",
     "python tools/points.py solutions/linear/linear.ipynb",
@@ -169,6 +171,8 @@ def play(base: Path) -> Term:
             t.results[step.replace("STUDENT", "alice")] = [t.run(step.replace("STUDENT", exchange_student))]
         else:
             t.run(step)
+        if step == "python -m autograder autograde linear --workers 2":
+            t.class_scores = t.scores()
         if step == "nbgrader collect linear":
             exchange_student = next(p.name for p in (t.course / "submitted").iterdir())
     t.exchange_student = exchange_student
@@ -259,6 +263,19 @@ def check_the_command_line_reproduces_a_hidden_draw(term):
     assert "forward" in parts and "backward" in parts and "state" not in parts, parts
 
 
+def check_the_class_command_gives_the_gradebook_nbgraders_grades(term):
+    """`autograde --workers 2` regrades the class into the gradebook with the grades nbgrader gave, and
+    writes the class report; `--student --force` regrades one student alone."""
+    done = result(term, "python -m autograder autograde linear --workers 2")
+    assert "graded 3 notebook(s)" in done.stdout, done.stdout + done.stderr
+    assert (term.course / "autograded" / "linear-report.html").is_file()
+    report = (term.course / "autograded" / "linear-report.md").read_text()
+    assert "| Linear |" in report and "raised NotImplementedError" in report
+    one = result(term, "python -m autograder autograde linear --student alice --force")
+    assert "graded 1 notebook(s)" in one.stdout, one.stdout + one.stderr
+    assert term.class_scores == term.first_scores
+
+
 def check_the_device_reaches_the_grader(term):
     """AUTOGRADER_DEVICE is inherited by nbgrader's kernels; --device by the command line."""
     autograded = (term.course / "autograded" / "bob" / CHAPTER / f"{CHAPTER}.ipynb").read_text()
@@ -293,6 +310,7 @@ CHECKS = [
     check_export_has_a_row_per_student,
     check_the_command_line_sees_through_the_cheat,
     check_the_command_line_reproduces_a_hidden_draw,
+    check_the_class_command_gives_the_gradebook_nbgraders_grades,
     check_the_device_reaches_the_grader,
     check_points_change_and_reach_the_gradebook,
     check_feedback_is_released_one_by_one_in_a_mixed_class,
