@@ -248,7 +248,7 @@ class Context:
             self.check_rules()
 
     def run_case(self, case: Case) -> None:
-        where = case.signature(self.spec.name)
+        where = case.label(self.spec.name)
         ref = self.reference(case)
         stu = self.student(case, where)
         if stu is None:
@@ -445,7 +445,7 @@ class Context:
 
     def check_init(self, case: Case) -> None:
         """A freshly built student layer's parameters look drawn like torch's (mean, spread, range)."""
-        where = case.signature(self.spec.name) + " fresh"
+        where = case.label(self.spec.name) + " fresh"
         ref, stu = self.reference(case), self.student(case, where, ("state",))
         if stu is None:
             return
@@ -503,7 +503,7 @@ class Context:
             return False
 
     def check_scale(self, scale: Scale) -> None:
-        where = scale.case.signature(self.spec.name)
+        where = scale.case.label(self.spec.name)
         ref, stu = self.reference(scale.case), self.student(scale.case, where, ("rules",))
         if stu is None:
             return
@@ -527,7 +527,7 @@ class Context:
     def check_meta(self, case: Case) -> None:
         """Forward on the `meta` device: a tensor created without `device=` lands on the CPU and fails
         here, as it would on a GPU."""
-        where = case.signature(self.spec.name)
+        where = case.label(self.spec.name)
         if where in self.crashed:
             return  # its forward already failed on the real device
         ref, stu = self.reference(case), self.student(case, where, ("rules",))

@@ -54,7 +54,7 @@ def attributes(*names: str) -> Callable[[Any], Iterator[Result]]:
         if "state" not in ctx.parts:
             return
         for case in ctx.cases:
-            where = case.signature(ctx.spec.name)
+            where = case.label(ctx.spec.name)
             stu = _build(ctx, case)
             if stu is None:
                 continue
@@ -107,7 +107,7 @@ def aliasing(dtypes: Sequence[torch.dtype] = (torch.float64,)) -> Callable[[Any]
             return
         name = ctx.spec.name
         for case in ctx.cases:
-            where = case.signature(name)
+            where = case.label(name)
             if where in ctx.crashed:
                 continue
             stu = _build(ctx, case)

@@ -89,6 +89,11 @@ class Case:
         parts = [_short(a) for a in self.args] + [f"{k}={_short(v)}" for k, v in self.kwargs.items()]
         return f"{name}({', '.join(parts)})"
 
+    def label(self, name: str) -> str:
+        """`Linear(5, 3, bias=False) · no_bias`: the constructor call and the case's name, which tells
+        apart two cases that differ only in their inputs (a mask, edge values)."""
+        return f"{self.signature(name)} · {self.desc}" if self.desc else self.signature(name)
+
 
 def _short(value: Any) -> str:
     if isinstance(value, torch.dtype):

@@ -133,7 +133,7 @@ def kinks(points: tuple[float, ...], hint: str) -> Callable[[object], Iterator[R
         if "backward" not in ctx.parts:
             return
         for case in ctx.cases:
-            where = case.signature(ctx.spec.name)
+            where = case.label(ctx.spec.name)
             try:
                 stu = ctx.build(case, seed=0)
             except Exception:  # noqa: BLE001 - reported by the engine
@@ -170,7 +170,7 @@ def inplace_backward(ctx) -> Iterator[Result]:
     for case in ctx.cases:
         if not getattr(ctx.reference(case), "inplace", False):
             continue
-        where = case.signature(ctx.spec.name)
+        where = case.label(ctx.spec.name)
         try:
             stu = ctx.build(case, seed=0)
         except Exception:  # noqa: BLE001 - reported by the engine

@@ -212,7 +212,7 @@ def _judge(channel_dims: int | None) -> Callable:
                              "use whole-tensor operations (see rules)", check="train")
             return
         for case in ctx.cases:
-            where = case.signature(name)
+            where = case.label(name)
             stu = ctx.student(case, where, ())  # a constructor error is already reported
             if stu is None:
                 continue
@@ -238,7 +238,7 @@ def _grows(ctx) -> str | None:
     larger input, found on small inputs before the large ones; None if there is none."""
     factor, extra = SCALE_SLACK
     for scale in ctx.spec.scales:
-        stu = ctx.student(scale.case, scale.case.signature(ctx.spec.name), ())
+        stu = ctx.student(scale.case, scale.case.label(ctx.spec.name), ())
         if stu is None:
             return None
         try:

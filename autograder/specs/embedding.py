@@ -193,7 +193,7 @@ def padding_judge(how: str) -> Callable:
         for case in ctx.cases:
             if case.kwargs.get("padding_idx") is None:
                 continue
-            where = case.signature(ctx.spec.name)
+            where = case.label(ctx.spec.name)
             ref, stu = ctx.reference(case), ctx.student(case, where, ())
             if stu is None:
                 continue
@@ -326,7 +326,7 @@ def out_of_range_judge(make_inputs: Callable[[torch.Tensor], Inputs]) -> Callabl
         if "forward" not in ctx.parts or not ctx.cases:
             return
         case = ctx.cases[0]
-        ref, stu = ctx.reference(case).cpu(), ctx.student(case, case.signature(ctx.spec.name), ())
+        ref, stu = ctx.reference(case).cpu(), ctx.student(case, case.label(ctx.spec.name), ())
         if stu is None:
             return
         try:
@@ -341,7 +341,7 @@ def out_of_range_judge(make_inputs: Callable[[torch.Tensor], Inputs]) -> Callabl
         except Exception:  # noqa: BLE001 - the engine reports a forward that fails on valid ids
             return
         for bad, hint in ((n, ""), (-1, " (weight[-1] silently reads the last row: index_select checks the range)")):
-            where = f"{case.signature(ctx.spec.name)} on id {bad}"
+            where = f"{case.label(ctx.spec.name)} on id {bad}"
             try:
                 stu.forward(make_inputs(torch.tensor([0, bad])), no_grad=True)
             except StudentError as exc:

@@ -259,7 +259,7 @@ def forward_only(*cases: Case) -> Callable:
         if not {"shape", "forward"} & set(ctx.parts):
             return ()
         for case in cases:
-            where = case.signature(ctx.spec.name)
+            where = case.label(ctx.spec.name)
             ref, stu = ctx.reference(case), ctx.student(case, where, ("shape", "forward"))
             if stu is None:
                 continue

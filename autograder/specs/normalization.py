@@ -100,7 +100,7 @@ def _fresh_state(torch_cls: type):
         if "state" not in ctx.parts:
             return
         for case in ctx.cases:
-            where = case.signature(ctx.spec.name) + " fresh"
+            where = case.label(ctx.spec.name) + " fresh"
             stu = ctx.student(case, where, ("state",))
             if stu is None:
                 continue
@@ -135,7 +135,7 @@ def _loop_probe(what: str, small: Case, large: Case, small_in: Callable[[Maker],
             return
         counts = []
         for case, inputs in ((small, small_in), (large, large_in)):
-            where = case.signature(ctx.spec.name)
+            where = case.label(ctx.spec.name)
             ref, stu = ctx.reference(case), ctx.student(case, where, ("rules",))
             if stu is None or not ctx.load(stu, ref, where, what):
                 return
@@ -147,7 +147,7 @@ def _loop_probe(what: str, small: Case, large: Case, small_in: Callable[[Maker],
                 return
         factor, extra = SCALE_SLACK
         ok = counts[1] <= factor * counts[0] + extra
-        few, many = small.signature(ctx.spec.name), large.signature(ctx.spec.name)
+        few, many = small.label(ctx.spec.name), large.label(ctx.spec.name)
         yield Result("rules", many, ok, f"not vectorized: the forward runs {counts[0]} tensor ops for {few} and "
                      f"{counts[1]} for {many} ({what}); a Python loop? Reduce over several dims at once, "
                      "e.g. x.mean(dim=(0, 2), keepdim=True)", check=what)
@@ -168,7 +168,7 @@ def _autograd_probe(case: Case, mistaken: Callable[[nn.Module, Tensor], Tensor])
     def judge(ctx):
         if not {"backward", "state"} & set(ctx.parts):
             return
-        where = case.signature(ctx.spec.name)
+        where = case.label(ctx.spec.name)
         ref, stu = ctx.reference(case).double(), ctx.student(case, where, ("backward", "state"))
         if stu is None:
             return

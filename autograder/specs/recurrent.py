@@ -263,7 +263,7 @@ def _hidden_size_probe(what: str, small: Case, large: Case) -> Callable:
             return
         counts, where = [], ""
         for case in (small, large):
-            where = case.signature(ctx.spec.name)
+            where = case.label(ctx.spec.name)
             ref, stu = ctx.reference(case), ctx.student(case, where, ("rules",))
             if stu is None or not ctx.load(stu, ref, where, what):
                 return
@@ -277,7 +277,7 @@ def _hidden_size_probe(what: str, small: Case, large: Case) -> Callable:
                 return
         ok = counts[1] <= 1.25 * counts[0] + 8
         yield Result("rules", where, ok, f"not vectorized: the forward runs {counts[0]} tensor ops with "
-                     f"{small.signature(ctx.spec.name)} and {counts[1]} with {where} ({what}); a Python loop "
+                     f"{small.label(ctx.spec.name)} and {counts[1]} with {where} ({what}); a Python loop "
                      "over features or gates? Compute all units of a step with one matrix product", check=what)
 
     return judge
@@ -297,7 +297,7 @@ def _two_biases(ctx) -> Iterable[Result]:
     missing = [k for k in want if k not in got]
     extra = [k for k in got if "bias" in k and k not in want]
     if missing and (extra or len(missing) < len(want)):
-        yield Result("state", case.signature(ctx.spec.name), False,
+        yield Result("state", case.label(ctx.spec.name), False,
                      f"one bias instead of two: torch keeps two bias vectors, bias_ih (added to W_ih x) and "
                      f"bias_hh (added to W_hh h), each a separate nn.Parameter; missing {missing}"
                      + (f", found {sorted(extra)}" if extra else ""), check="two biases")

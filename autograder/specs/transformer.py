@@ -416,7 +416,7 @@ def _initialisation(case: Case) -> Callable:
     def judge(ctx) -> Iterable[Result]:
         if "state" not in ctx.parts:
             return
-        where = case.signature(ctx.spec.name) + " fresh"
+        where = case.label(ctx.spec.name) + " fresh"
         torch.manual_seed(seed_of(ctx.spec.name, case.desc, "init"))
         args, kwargs = built(case)
         ref = getattr(nn, ctx.spec.name)(*args, **kwargs)
@@ -459,7 +459,7 @@ def _dropout(default: Case, active: Case) -> Callable:
     nothing), and with p = 0.5 in training mode only as far as "it changes the output"."""
     def judge(ctx) -> Iterable[Result]:
         if {"shape", "forward"} & set(ctx.parts):
-            where = default.signature(ctx.spec.name)
+            where = default.label(ctx.spec.name)
             pair = _built_pair(ctx, default, where, ("shape", "forward"))
             if pair is not None:
                 ref, stu = pair
@@ -468,7 +468,7 @@ def _dropout(default: Case, active: Case) -> Callable:
                 yield from _deterministic_in_eval(ctx, default, where, stu)
         if "forward" not in ctx.parts:
             return
-        where = active.signature(ctx.spec.name)
+        where = active.label(ctx.spec.name)
         pair = _built_pair(ctx, active, where, ("forward",))
         if pair is None:
             return
@@ -508,7 +508,7 @@ def _submodules(case: Case) -> Callable:
     def judge(ctx) -> Iterable[Result]:
         if "state" not in ctx.parts:
             return
-        where = case.signature(ctx.spec.name)
+        where = case.label(ctx.spec.name)
         ref, stu = ctx.reference(case), ctx.student(case, where, ("state",))
         if stu is None:
             return
@@ -527,7 +527,7 @@ def _own_attention(case: Case, attributes: tuple[str, ...]) -> Callable:
     def judge(ctx) -> Iterable[Result]:
         if "rules" not in ctx.parts:
             return
-        where = case.signature(ctx.spec.name)
+        where = case.label(ctx.spec.name)
         try:
             own = ctx.side.sibling("MultiheadAttention")["id"]
         except StudentError as exc:
@@ -558,7 +558,7 @@ def _no_fused_kernels(ctx) -> Iterable[Result]:
         return
     found: set[str] = set()
     for case in ctx.cases:
-        where = case.signature(ctx.spec.name)
+        where = case.label(ctx.spec.name)
         if where in ctx.crashed:
             continue
         pair = _built_pair(ctx, case, where, ())
