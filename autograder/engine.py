@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import io
 import os
 import random
@@ -235,10 +236,11 @@ class Context:
             self.fail_all(name, f"your class inherits from torch's {bases[0]}: write the layer yourself")
             return
         if {"state"} & set(self.parts):
+            self.check_signature(described.get("forward"))
             for case in self.spec.init_cases:
                 self.check_init(case)
-        for case in self.cases:
-            self.run_case(case)
+        for index, case in enumerate(self.cases):
+            self.run_case(case, keyword=index == self.keyword_index)
         # judges run before the rules, so the forwards they trace (`forward(..., traced=True)`, e.g.
         # a stochastic layer in training mode) are checked for forbidden calls too
         for judge in self.spec.judges:
@@ -247,8 +249,46 @@ class Context:
         if "rules" in self.parts:
             self.check_rules()
 
-    def run_case(self, case: Case) -> None:
-        where = case.label(self.spec.name)
+    @property
+    def keyword_index(self) -> int:
+        """The case whose forward is called with keyword arguments (`layer(input=x)`, as torch's own
+        tests call layers): the second public case, the first hidden one."""
+        return 0 if len(self.cases) < 2 or self.report.header.startswith("hidden") else 1
+
+    def by_name(self, inputs: Inputs) -> Inputs:
+        """`inputs` with the positional arguments passed by torch's names for them."""
+        names = [p.name for p in self.spec.forward_parameters()
+                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        if len(inputs.args) > len(names):
+            return inputs
+        return Inputs((), {**dict(zip(names, inputs.args)), **dict(inputs.kwargs)})
+
+    def check_signature(self, got: list | None) -> None:
+        """forward's parameters are torch's: names, order and defaults (code calls layers by name)."""
+        want = self.spec.forward_parameters()
+        shown = lambda ps: ", ".join(n + (f"={d}" if has else "") for n, _, has, d in ps)  # noqa: E731
+        torch_side = [[p.name, p.kind.name, p.default is not p.empty, repr(p.default) if p.default is not p.empty
+                       else ""] for p in want]
+        problem = ""
+        if got is None:
+            problem = "forward's parameters cannot be read"
+        elif [k for _, k, _, _ in got] == ["VAR_POSITIONAL", "VAR_KEYWORD"]:
+            problem = ""  # forward(self, *args, **kwargs) passes every argument on, by any name
+        elif [n for n, *_ in got] != [n for n, *_ in torch_side]:
+            problem = (f"forward takes ({shown(got)}) where torch's takes ({shown(torch_side)}): code that "
+                       f"passes an argument by name, such as layer({torch_side[0][0]}=...), would break; name "
+                       "and order the parameters as torch does") if torch_side else ""
+        else:
+            wrong = [(g, w) for g, w in zip(got, torch_side) if (g[2], g[3]) != (w[2], w[3])]
+            if wrong:
+                g, w = wrong[0]
+                mine = f"{g[0]}={g[3]}" if g[2] else f"{g[0]} without a default"
+                theirs = f"{w[0]}={w[3]}" if w[2] else f"{w[0]} without a default"
+                problem = f"forward has {mine} where torch's has {theirs}"
+        self.record("state", self.spec.name, not problem, problem, check="forward signature")
+
+    def run_case(self, case: Case, keyword: bool = False) -> None:
+        where = case.label(self.spec.name) + (" · by keyword" if keyword else "")
         ref = self.reference(case)
         stu = self.student(case, where)
         if stu is None:
@@ -275,7 +315,7 @@ class Context:
                 for step in range(self.spec.steps):
                     tag = f"{short}, train" + (f", step {step + 1}" if self.spec.steps > 1 else "")
                     backward = self.spec.backward and "backward" in self.parts
-                    if not self.step(case, where, tag, r, stu, dtype, step, backward=backward):
+                    if not self.step(case, where, tag, r, stu, dtype, step, backward=backward, keyword=keyword):
                         break
             if "eval" in self.spec.modes:
                 r.eval()
@@ -284,26 +324,29 @@ class Context:
                 except Exception as exc:  # noqa: BLE001
                     self.fail_all(where, f"eval() {raised(exc)}", ("shape", "forward"))
                     continue
-                self.step(case, where, f"{short}, eval", r, stu, dtype, "eval", backward=False)
+                self.step(case, where, f"{short}, eval", r, stu, dtype, "eval", backward=False, keyword=keyword)
 
     def step(self, case: Case, where: str, tag: str, ref: nn.Module, stu: Handle, dtype: torch.dtype,
-             step: Any, *, backward: bool) -> bool:
+             step: Any, *, backward: bool, keyword: bool = False) -> bool:
         """One forward (and backward) of both layers on the same inputs; False if it failed."""
         tol = self.spec.tolerances[dtype]
-        inputs = self.make(case, dtype, step)
-        ref_in, ref_leaves = make_leaves(inputs, self.spec.backward, self.spec.clone_inputs)
+        inputs = self.make(case, dtype, step)  # positional: the spec's mistakes read them so
+        called = self.by_name(inputs) if keyword else inputs
+        ref_in, ref_leaves = make_leaves(called, self.spec.backward, self.spec.clone_inputs)
         ref.zero_grad(set_to_none=True)
-        before = self.snapshot(stu) if self.spec.buffer_mistakes else {}
+        stateful = any(True for _ in ref.buffers())
+        before = self.snapshot(stu) if stateful else {}
+        ref_before = {k: v.detach().clone() for k, v in ref.state_dict().items()} if stateful else None
         want = ref(*ref_in.args, **dict(ref_in.kwargs))
         try:
-            got = self.forward(stu, inputs, traced=True, leaves=self.spec.backward, clone=self.spec.clone_inputs)
+            got = self.forward(stu, called, traced=True, leaves=self.spec.backward, clone=self.spec.clone_inputs)
         except Exception as exc:  # noqa: BLE001
             self.crashed.add(where)
             self.fail_all(where, f"forward {raised(exc)}", ("shape", "forward", "backward"))
             return False
         shape_problems = compare.structure(got.output, want)
         if shape_problems:  # a known mistake may change the shape (an ignored stride): name it
-            shape_problems[0] += self.diagnose(ref, inputs, got.output, tol)
+            shape_problems[0] += self.diagnose(ref, inputs, got.output, tol, case, ref_before)
         self.record("shape", where, not shape_problems, "; ".join(shape_problems), tag)
         if shape_problems:
             self.record("forward", where, False, "values not compared: " + shape_problems[0], tag)
@@ -312,15 +355,18 @@ class Context:
             return False
         problems = compare.values(got.output, want, *tol)
         if problems:
-            problems[0] += self.diagnose(ref, inputs, got.output, tol)
+            problems[0] += self.diagnose(ref, inputs, got.output, tol, case, ref_before)
         self.record("forward", where, not problems, "; ".join(problems), tag)
-        self.compare_buffers(where, tag, ref, stu, tol, before, inputs)
+        self.compare_buffers(where, tag, ref, stu, tol, before, inputs, case, ref_before)
         if backward:
             self.backward(where, tag, case, dtype, step, ref, stu, want, got, ref_leaves)
         return not problems
 
-    def diagnose(self, ref: nn.Module, inputs: Inputs, got: Any, tol: tuple[float, float]) -> str:
-        """`; it matches the output when <cause>` if the student's output equals a known mistake's."""
+    def diagnose(self, ref: nn.Module, inputs: Inputs, got: Any, tol: tuple[float, float], case: Case | None = None,
+                 state: dict | None = None) -> str:
+        """`; it matches the output when <cause>` if the student's output equals a known mistake's (the
+        spec's own, first), or torch's with one of the case's arguments ignored or given another of its
+        values (`alternatives`). `state` is torch's layer's state before the call, when it has buffers."""
         for mistake in self.spec.mistakes:
             try:
                 with torch.no_grad():
@@ -329,10 +375,76 @@ class Context:
                 continue
             if not compare.structure(got, wrong) and not compare.values(got, wrong, *tol):
                 return f"; it matches the output when {mistake.cause}"
+        if case is None:
+            return ""
+        for cause, layer, call_inputs in self.alternatives(case, ref, inputs, state):
+            try:
+                with torch.no_grad():
+                    wrong = layer(*call_inputs.args, **dict(call_inputs.kwargs))
+            except Exception:  # noqa: BLE001 - torch refuses that combination
+                continue
+            if not compare.structure(got, wrong) and not compare.values(got, wrong, *tol):
+                return f"; it matches the output when {cause}"
         return ""
 
+    def alternatives(self, case: Case, ref: nn.Module, inputs: Inputs, state: dict | None):
+        """(cause, torch's layer, inputs) for each way of getting one of the case's arguments wrong: a
+        constructor argument left at its default or given another of its values (`padding_mode`,
+        `reduction`, ...), or a forward argument ignored. Each layer holds `ref`'s state (`state`, when
+        given: the state before the call) and is in its mode; those whose state would not fit are left out."""
+        contract = self.spec.contract()
+        try:
+            init = inspect.signature(contract.__init__)
+            args, kwargs = built(case)
+            bound = init.bind_partial(None, *args, **kwargs)
+        except (TypeError, ValueError):
+            return
+        state = state if state is not None else ref.state_dict()
+        dtype = next((t.dtype for t in state.values() if t.is_floating_point()), None)
+        for name, value in list(bound.arguments.items())[1:]:
+            param = init.parameters[name]
+            if param.default is param.empty or name in ("device", "dtype") or param.kind in (
+                    param.VAR_POSITIONAL, param.VAR_KEYWORD) or _same(value, param.default):
+                continue
+            tries = [param.default] + [c for c in CHOICES.get(name, ()) if not _same(c, value)
+                                       and not _same(c, param.default)]
+            for other in tries:
+                changed = init.bind_partial(None, *args, **kwargs)
+                changed.arguments[name] = other
+                try:
+                    torch.manual_seed(0)
+                    layer = self.spec.reference(*changed.args[1:], **changed.kwargs).to(self.device)
+                    if dtype is not None:
+                        layer = layer.to(dtype)
+                    layer.load_state_dict(state)
+                except Exception:  # noqa: BLE001 - a combination torch refuses, or a state that does not fit
+                    continue
+                layer.train(ref.training)
+                cause = (f"`{name}={_short(value)}` is ignored (torch's default is {name}={_short(other)})"
+                         if other is param.default or _same(other, param.default) else
+                         f"{name}={_short(other)} is used in place of {name}={_short(value)}")
+                yield cause, layer, inputs
+        try:
+            forward = inspect.Signature(self.spec.forward_parameters())
+            passed = forward.bind_partial(*inputs.args, **dict(inputs.kwargs))
+        except (TypeError, ValueError):
+            return
+        for name, value in passed.arguments.items():
+            param = forward.parameters[name]
+            if param.default is param.empty or value is None or _same(value, param.default):
+                continue
+            changed = forward.bind_partial(*inputs.args, **dict(inputs.kwargs))
+            del changed.arguments[name]
+            layer = copy.deepcopy(ref)
+            try:
+                layer.load_state_dict(state)
+            except Exception:  # noqa: BLE001
+                continue
+            yield f"forward's `{name}` argument is ignored", layer, Inputs(changed.args, changed.kwargs)
+
     def compare_buffers(self, where: str, tag: str, ref: nn.Module, stu: Handle, tol: tuple[float, float],
-                        before: dict | None = None, inputs: Inputs | None = None) -> None:
+                        before: dict | None = None, inputs: Inputs | None = None, case: Case | None = None,
+                        ref_before: dict | None = None) -> None:
         """Buffers after a forward call; `before` (the student's, before the call) and `inputs` let
         the spec's buffer mistakes name the cause of a wrong update."""
         wanted = list(ref.named_buffers())
@@ -348,7 +460,7 @@ class Context:
             what = f"buffer {name!r}"
             problems = compare.structure(got, want, what) or compare.values(got, want, *tol, what)
             if problems and before and inputs is not None and not compare.structure(got, want):
-                problems[0] += self.diagnose_buffer(name, got, ref, before, inputs, tol)
+                problems[0] += self.diagnose_buffer(name, got, ref, before, inputs, tol, case, ref_before)
             self.record("state", where, not problems, "; ".join(problems), tag)
 
     @staticmethod
@@ -360,8 +472,10 @@ class Context:
             return {}
 
     def diagnose_buffer(self, name: str, got: torch.Tensor, ref: nn.Module, before: dict, inputs: Inputs,
-                        tol: tuple[float, float]) -> str:
-        """`; it matches the buffer when <cause>` if the student's buffer equals a known wrong update's."""
+                        tol: tuple[float, float], case: Case | None = None, ref_before: dict | None = None) -> str:
+        """`; it matches the buffer when <cause>` if the student's buffer equals a known wrong update's,
+        or the update torch makes with one of the case's arguments ignored (see `alternatives`), from
+        the student's own buffers before the call."""
         for mistake in self.spec.buffer_mistakes:
             try:
                 with torch.no_grad():
@@ -370,6 +484,19 @@ class Context:
                 continue
             if not compare.structure(got, wrong) and not compare.values(got, wrong, *tol):
                 return f"; it matches the buffer when {mistake.cause}"
+        if case is None or ref_before is None:
+            return ""
+        start = {**ref_before, **{k: v.to(ref_before[k].device) for k, v in before.items() if k in ref_before
+                                  and isinstance(v, torch.Tensor) and v.shape == ref_before[k].shape}}
+        for cause, layer, call_inputs in self.alternatives(case, ref, inputs, start):
+            try:
+                with torch.no_grad():
+                    layer(*call_inputs.args, **dict(call_inputs.kwargs))
+                wrong = dict(layer.named_buffers())[name]
+            except Exception:  # noqa: BLE001
+                continue
+            if not compare.structure(got, wrong) and not compare.values(got, wrong, *tol):
+                return f"; it matches the buffer when {cause}"
         return ""
 
     def backward(self, where: str, tag: str, case: Case, dtype: torch.dtype, step: Any, ref: nn.Module,
@@ -551,6 +678,25 @@ class Context:
             self.record("rules", where, False, f"forward on device 'meta' {raised(exc)}: {hint}", check="meta")
             return
         self.record("rules", where, True, check="meta")
+
+
+#: values an argument may take besides its default, tried when a case sets it (see `Context.alternatives`)
+CHOICES = {"padding_mode": ("zeros", "reflect", "replicate", "circular"), "reduction": ("mean", "sum", "none"),
+           "mode": ("sum", "mean", "max"), "nonlinearity": ("tanh", "relu"), "activation": ("relu", "gelu"),
+           "approximate": ("none", "tanh")}
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return a is b
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _short(value: Any) -> str:
+    return value.__name__ if isinstance(value, type) else repr(value)
 
 
 def module_names(modules: Iterable[dict], forbidden: tuple[type, ...], student_id: int) -> list[str]:

@@ -9,6 +9,7 @@ The engine (`engine.py`) runs every spec the same way; adding a layer is adding 
 
 from __future__ import annotations
 
+import inspect
 import random
 import sys
 import zlib
@@ -236,6 +237,16 @@ class Spec:
     judges: tuple[Judge, ...] = ()
     #: forward inputs of a realistic size for `make bench`
     bench: Case | None = None
+
+    def contract(self) -> type:
+        """The class whose calling conventions the student's must follow: torch's of that name, else
+        the reference (a layer torch lacks)."""
+        found = getattr(nn, self.name, None)
+        return found if isinstance(found, type) else self.reference
+
+    def forward_parameters(self) -> list[inspect.Parameter]:
+        """The contract's forward parameters, `self` left out."""
+        return [p for p in inspect.signature(self.contract().forward).parameters.values() if p.name != "self"]
 
     def suite(self, suite: str, rng: random.Random) -> tuple[Case, ...]:
         if suite == "public":

@@ -143,6 +143,21 @@ def flat_tensors(obj: Any) -> list:
     return []
 
 
+def forward_parameters(cls: Any) -> list | None:
+    """[name, kind, has a default, repr of the default] of each parameter of `cls.forward` after self,
+    or None when it cannot be read."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(cls.forward).parameters.values())
+    except Exception:  # noqa: BLE001 - not a class, no forward, or a signature that cannot be read
+        return None
+    if params and params[0].name == "self":
+        params = params[1:]
+    return [[str(p.name)[:100], p.kind.name, p.default is not p.empty,
+             repr(p.default)[:100] if p.default is not p.empty else ""] for p in params[:50]]
+
+
 def make_leaves(inputs: Inputs, grad: bool, clone: bool = False) -> tuple[Inputs, list[torch.Tensor]]:
     """A fresh copy of `inputs` whose float tensors require grad (when `grad`), and those leaves.
 
@@ -394,8 +409,8 @@ class Local(Side):
         is_class = isinstance(self.cls, type)
         mro = self.cls.__mro__ if is_class else ()
         return {"qualname": getattr(self.cls, "__qualname__", self.name), "name": self.name,
-                "mro": [qualified(k) for k in mro],
-                "id": id(self.cls), "is_class": is_class}
+                "mro": [qualified(k) for k in mro], "id": id(self.cls), "is_class": is_class,
+                "forward": forward_parameters(self.cls)}
 
     def has_callable(self, name: str) -> bool:
         with self._guard():

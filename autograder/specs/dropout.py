@@ -74,10 +74,10 @@ class _TorchDropout2d(nn.Dropout2d):
     where both readings drop the same elements, so either implementation passes.
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="dropout2d: Received a 3D input")
-            return super().forward(x)
+            return super().forward(input)
 
 
 # --- inputs -------------------------------------------------------------------------------------

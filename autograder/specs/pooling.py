@@ -68,8 +68,8 @@ class MinPool2d(nn.MaxPool2d):
     Shapes: (N, C, H, W) or (C, H, W) -> (N, C, H_out, W_out) or (C, H_out, W_out).
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return -F.max_pool2d(-x, self.kernel_size, self.stride, self.padding, self.dilation,
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return -F.max_pool2d(-input, self.kernel_size, self.stride, self.padding, self.dilation,
                              ceil_mode=self.ceil_mode)
 
 
