@@ -153,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         "forward + backward, float32).",
         "",
         f"- machine: {cpu_name()}, {os.cpu_count()} logical cores, {platform.system()} {platform.machine()}",
-        f"- torch {torch.__version__}, {args.threads} intra-op threads (set with `torch.set_num_threads`"
+        f"- torch {torch.__version__}, {args.threads} intra-op thread{'s' if args.threads > 1 else ''} "
+        "(set with `torch.set_num_threads`"
         + (f"; OMP_NUM_THREADS={omp}" if omp else "") + f"), device `{device}`",
         f"- {len(ratios)} layers; geometric mean of the ratios {geomean:.2f}; {len(over)} over {LIMIT:g}x"
         + (f" ({', '.join(over)})" if over else ""),
