@@ -129,9 +129,9 @@ class AveragePooling(Sequential):
 
     def __init__(self, in_channels=1, num_classes=10, image_size=8):
         class AvgPool(nn.Module):
-            def forward(self, x):
-                n, c, h, w = x.shape
-                return x.reshape(n, c, h // 2, 2, w // 2, 2).mean(dim=(3, 5))
+            def forward(self, input):
+                n, c, h, w = input.shape
+                return input.reshape(n, c, h // 2, 2, w // 2, 2).mean(dim=(3, 5))
 
         super().__init__(*_layers(image_size, in_channels, num_classes, l2=AvgPool(), l5=AvgPool()))
 

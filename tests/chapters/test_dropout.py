@@ -142,8 +142,8 @@ class GradientOtherMask(Dropout):
 
 
 class Detached(Dropout):
-    def forward(self, x):
-        return super().forward(x).detach()
+    def forward(self, input):
+        return super().forward(input).detach()
 
 
 class NoRangeCheck(Dropout):
@@ -175,33 +175,33 @@ class MaskOnCPU(Dropout):
 
 
 class CallsFDropout(Dropout):
-    def forward(self, x):
-        return F.dropout(x, self.p, self.training, self.inplace)
+    def forward(self, input):
+        return F.dropout(input, self.p, self.training, self.inplace)
 
 
 class CallsTorchDropoutInTrainingOnly(Dropout):
     """torch's dropout through getattr, and only in training mode: the eval forward never shows it."""
 
-    def forward(self, x):
+    def forward(self, input):
         if not self.training:
-            return x
-        return getattr(torch, "drop" + "out")(x, self.p, True)
+            return input
+        return getattr(torch, "drop" + "out")(input, self.p, True)
 
 
 class CallsAtenNativeDropout(Dropout):
-    def forward(self, x):
+    def forward(self, input):
         if not self.training:
-            return x
-        return torch.ops.aten.native_dropout(x, self.p, True)[0]
+            return input
+        return torch.ops.aten.native_dropout(input, self.p, True)[0]
 
 
 class HiddenTorchDropout(Dropout):
     """An nn.Dropout made inside forward."""
 
-    def forward(self, x):
+    def forward(self, input):
         inner = nn.Dropout(self.p, self.inplace)
         inner.train(self.training)
-        return inner(x)
+        return inner(input)
 
 
 class InheritsTorch(nn.Dropout):
@@ -221,70 +221,70 @@ class ElementLoop(Dropout):
 class Dropout2dElementwise(Dropout2d):
     """Drops single elements, as Dropout does."""
 
-    def forward(self, x):
-        return self.dropout(x, x.shape)
+    def forward(self, input):
+        return self.dropout(input, input.shape)
 
 
 class Dropout2dSameForEverySample(Dropout2d):
     """One mask value per channel, shared by the whole batch."""
 
-    def forward(self, x):
-        if x.dim() == 4:
-            return self.dropout(x, (1, x.shape[1], 1, 1))
-        return super().forward(x)
+    def forward(self, input):
+        if input.dim() == 4:
+            return self.dropout(input, (1, input.shape[1], 1, 1))
+        return super().forward(input)
 
 
 class Dropout2dKeepProbability(Dropout2d):
-    def forward(self, x):
-        return KeepProbability.dropout(self, x, x.shape[:-2] + (1, 1))
+    def forward(self, input):
+        return KeepProbability.dropout(self, input, input.shape[:-2] + (1, 1))
 
 
 class Dropout2dNoBatchAsBatched(Dropout2d):
     """Reads (C, H, W) as (N, C', L) but then also drops per element of each row."""
 
-    def forward(self, x):
-        return self.dropout(x, x.shape[:-1] + (1,)) if x.dim() == 4 else self.dropout(x, x.shape)
+    def forward(self, input):
+        return self.dropout(input, input.shape[:-1] + (1,)) if input.dim() == 4 else self.dropout(input, input.shape)
 
 
 class Dropout2dChannelLoop(Dropout2d):
-    def forward(self, x):
-        channels = [self.dropout(x[:, c:c + 1], (x.shape[0], 1, 1, 1)) for c in range(x.shape[1])]
+    def forward(self, input):
+        channels = [self.dropout(input[:, c:c + 1], (input.shape[0], 1, 1, 1)) for c in range(input.shape[1])]
         return torch.cat(channels, dim=1)
 
 
 class Dropout2dCallsF(Dropout2d):
-    def forward(self, x):
-        return F.dropout2d(x, self.p, self.training, self.inplace)
+    def forward(self, input):
+        return F.dropout2d(input, self.p, self.training, self.inplace)
 
 
 class Dropout2dCallsFeatureDropout(Dropout2d):
-    def forward(self, x):
-        return torch.feature_dropout(x, self.p, self.training)
+    def forward(self, input):
+        return torch.feature_dropout(input, self.p, self.training)
 
 
 class Dropout1dElementwise(Dropout1d):
-    def forward(self, x):
-        return self.dropout(x, x.shape)
+    def forward(self, input):
+        return self.dropout(input, input.shape)
 
 
 class Dropout1dCallsF(Dropout1d):
-    def forward(self, x):
-        return F.dropout1d(x, self.p, self.training, self.inplace)
+    def forward(self, input):
+        return F.dropout1d(input, self.p, self.training, self.inplace)
 
 
 class Dropout1dNoScale(Dropout1d):
-    def forward(self, x):
-        return NoScale.dropout(self, x, x.shape[:-1] + (1,))
+    def forward(self, input):
+        return NoScale.dropout(self, input, input.shape[:-1] + (1,))
 
 
 class Dropout1dKeepProbability(Dropout1d):
     """Keeps a channel with probability p (but scales by 1/(1-p))."""
 
-    def forward(self, x):
+    def forward(self, input):
         if not self.training or self.p in (0, 1):
-            return super().forward(x)
-        keep = torch.empty(x.shape[:-1] + (1,), dtype=x.dtype, device=x.device).bernoulli_(self.p)
-        return x * keep / (1 - self.p)
+            return super().forward(input)
+        keep = torch.empty(input.shape[:-1] + (1,), dtype=input.dtype, device=input.device).bernoulli_(self.p)
+        return input * keep / (1 - self.p)
 
 
 class Dropout1dInheritsTorch(nn.Dropout1d):

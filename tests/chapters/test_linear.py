@@ -18,13 +18,13 @@ Solution = solution_classes("linear")["Linear"]
 class Transposed(Solution):
     """x @ W instead of x @ W.T: only runs when in == out."""
 
-    def forward(self, x):
-        return x @ self.weight + self.bias
+    def forward(self, input):
+        return input @ self.weight + self.bias
 
 
 class BiasIgnored(Solution):
-    def forward(self, x):
-        return x @ self.weight.T
+    def forward(self, input):
+        return input @ self.weight.T
 
 
 class BiasAlways(Solution):
@@ -35,25 +35,25 @@ class BiasAlways(Solution):
 
 
 class CallsFLinear(Solution):
-    def forward(self, x):
-        return F.linear(x, self.weight, self.bias)
+    def forward(self, input):
+        return F.linear(input, self.weight, self.bias)
 
 
 class HiddenTorchLinear(Solution):
     """An nn.Linear made inside forward, sharing our parameters: in no state_dict, exact values."""
 
-    def forward(self, x):
+    def forward(self, input):
         inner = nn.Linear(1, 1)
         inner.weight, inner.bias = self.weight, self.bias
-        return inner(x)
+        return inner(input)
 
 
 class RowLoop(Solution):
-    def forward(self, x):
-        rows = x.reshape(-1, self.in_features)
+    def forward(self, input):
+        rows = input.reshape(-1, self.in_features)
         out = torch.stack([row @ self.weight.T for row in rows])
         out = out + self.bias if self.bias is not None else out
-        return out.reshape(*x.shape[:-1], self.out_features)
+        return out.reshape(*input.shape[:-1], self.out_features)
 
 
 class WeightInOut(nn.Module):
@@ -66,8 +66,8 @@ class WeightInOut(nn.Module):
         self.weight = nn.Parameter(torch.empty(in_features, out_features).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound)) if bias else None
 
-    def forward(self, x):
-        return x @ self.weight + (self.bias if self.bias is not None else 0)
+    def forward(self, input):
+        return input @ self.weight + (self.bias if self.bias is not None else 0)
 
 
 class AlwaysEqual(torch.Tensor):
@@ -84,13 +84,13 @@ class AlwaysEqual(torch.Tensor):
 
 
 class ReturnsAlwaysEqual(Solution):
-    def forward(self, x):
-        return torch.zeros(*x.shape[:-1], self.out_features, dtype=x.dtype).as_subclass(AlwaysEqual)
+    def forward(self, input):
+        return torch.zeros(*input.shape[:-1], self.out_features, dtype=input.dtype).as_subclass(AlwaysEqual)
 
 
 class NaNs(Solution):
-    def forward(self, x):
-        return super().forward(x) * float("nan")
+    def forward(self, input):
+        return super().forward(input) * float("nan")
 
 
 class NormalInit(Solution):
@@ -104,8 +104,8 @@ class NormalInit(Solution):
 class ZerosOnCPU(Solution):
     """Adds a zero tensor made without device=: fine on the CPU, broken on a GPU."""
 
-    def forward(self, x):
-        return super().forward(x) + torch.zeros(self.out_features)
+    def forward(self, input):
+        return super().forward(input) + torch.zeros(self.out_features)
 
 
 class WeightAsBuffer(Solution):
@@ -117,8 +117,8 @@ class WeightAsBuffer(Solution):
 
 
 class Detached(Solution):
-    def forward(self, x):
-        return super().forward(x).detach()
+    def forward(self, input):
+        return super().forward(input).detach()
 
 
 class InheritsTorch(nn.Linear):
@@ -128,8 +128,8 @@ class InheritsTorch(nn.Linear):
 class OneElementOutput(Solution):
     """A one-element output "matches" anything under torch.allclose's broadcasting."""
 
-    def forward(self, x):
-        return super().forward(x).mean().reshape(1)
+    def forward(self, input):
+        return super().forward(input).mean().reshape(1)
 
 
 def test_the_reference_passes_the_public_and_hidden_suites():

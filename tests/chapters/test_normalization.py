@@ -58,9 +58,9 @@ def bn_forward(layer, x, *, unbiased=False, eps_outside=False, running_unbiased=
 
 def bn_with(**options):
     class Wrong(BatchNorm1d):
-        def forward(self, x):
-            self._check_input_dim(x)
-            return bn_forward(self, x, **options)
+        def forward(self, input):
+            self._check_input_dim(input)
+            return bn_forward(self, input, **options)
 
     return Wrong
 
@@ -88,10 +88,10 @@ RunningStatsWithHistory = bn_with(no_grad_update=False)
 class MomentumNoneAsDefault(BatchNorm1d):
     """momentum=None silently replaced by 0.1: no cumulative average."""
 
-    def forward(self, x):
+    def forward(self, input):
         saved, self.momentum = self.momentum, 0.1 if self.momentum is None else self.momentum
         try:
-            return super().forward(x)
+            return super().forward(input)
         finally:
             self.momentum = saved
 
@@ -126,31 +126,31 @@ class WeightInit(BatchNorm1d):
 class ChannelLoop(BatchNorm2d):
     """One channel at a time (training-mode maths only: the rules are what is graded here)."""
 
-    def forward(self, x):
+    def forward(self, input):
         outs = []
-        for c in range(x.shape[1]):
-            xc = x[:, c]
+        for c in range(input.shape[1]):
+            xc = input[:, c]
             outs.append((xc - xc.mean()) / torch.sqrt(xc.var(correction=0) + self.eps))
         return torch.stack(outs, dim=1)
 
 
 class CallsFBatchNorm(BatchNorm1d):
-    def forward(self, x):
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+    def forward(self, input):
+        return F.batch_norm(input, self.running_mean, self.running_var, self.weight, self.bias,
                             self.training or self.running_mean is None,
                             0.0 if self.momentum is None else self.momentum, self.eps)
 
 
 class CallsTorchBatchNorm(BatchNorm1d):
-    def forward(self, x):
-        return torch.batch_norm(x, self.weight, self.bias, self.running_mean, self.running_var,
+    def forward(self, input):
+        return torch.batch_norm(input, self.weight, self.bias, self.running_mean, self.running_var,
                                 self.training or self.running_mean is None,
                                 0.0 if self.momentum is None else self.momentum, self.eps, False)
 
 
 class CallsAtenOp(BatchNorm1d):
-    def forward(self, x):
-        return torch.ops.aten.native_batch_norm(x, self.weight, self.bias, self.running_mean, self.running_var,
+    def forward(self, input):
+        return torch.ops.aten.native_batch_norm(input, self.weight, self.bias, self.running_mean, self.running_var,
                                                 self.training or self.running_mean is None,
                                                 0.1 if self.momentum is None else self.momentum, self.eps)[0]
 
@@ -158,14 +158,14 @@ class CallsAtenOp(BatchNorm1d):
 class HiddenTorchBatchNorm(BatchNorm1d):
     """torch's layer made inside forward, sharing our tensors: in no state_dict."""
 
-    def forward(self, x):
+    def forward(self, input):
         inner = nn.BatchNorm1d(self.num_features, self.eps, self.momentum, self.affine, self.track_running_stats)
         inner.weight, inner.bias = self.weight, self.bias
         if self.track_running_stats:
             inner.running_mean, inner.running_var = self.running_mean, self.running_var
             inner.num_batches_tracked = self.num_batches_tracked
         inner.train(self.training)
-        return inner(x)
+        return inner(input)
 
 
 class InheritsTorch(nn.BatchNorm1d):
@@ -175,8 +175,8 @@ class InheritsTorch(nn.BatchNorm1d):
 class CountOnCPU(BatchNorm2d):
     """The cumulative-average factor from a tensor made without device=."""
 
-    def forward(self, x):
-        return super().forward(x) + torch.zeros(1)
+    def forward(self, input):
+        return super().forward(input) + torch.zeros(1)
 
 
 BN_WRONG = [
@@ -230,8 +230,8 @@ def ln_forward(layer, x, *, dims=None, unbiased=False, eps_outside=False, center
 
 def ln_with(base=LayerNorm, **options):
     class Wrong(base):
-        def forward(self, x):
-            return ln_forward(self, x, **options)
+        def forward(self, input):
+            return ln_forward(self, input, **options)
 
     return Wrong
 
@@ -250,23 +250,23 @@ class LNIntOnly(LayerNorm):
 
 
 class LNRowLoop(LayerNorm):
-    def forward(self, x):
-        rows = x.reshape(-1, *self.normalized_shape)
-        return torch.stack([super(LNRowLoop, self).forward(r) for r in rows]).reshape(x.shape)
+    def forward(self, input):
+        rows = input.reshape(-1, *self.normalized_shape)
+        return torch.stack([super(LNRowLoop, self).forward(r) for r in rows]).reshape(input.shape)
 
 
 class LNCallsFLayerNorm(LayerNorm):
-    def forward(self, x):
-        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+    def forward(self, input):
+        return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 
 
 class LNCallsGroupNorm(LayerNorm):
     """Layer norm as a group norm with one group: the values are right, the call is not."""
 
-    def forward(self, x):
+    def forward(self, input):
         d = len(self.normalized_shape)
-        flat = x.reshape(-1, 1, *self.normalized_shape)
-        y = F.group_norm(flat, 1, eps=self.eps).reshape(x.shape) if d else x
+        flat = input.reshape(-1, 1, *self.normalized_shape)
+        y = F.group_norm(flat, 1, eps=self.eps).reshape(input.shape) if d else input
         return ln_forward_affine(self, y)
 
 
@@ -279,14 +279,14 @@ def ln_forward_affine(layer, y):
 
 
 class LNHiddenTorch(LayerNorm):
-    def forward(self, x):
-        return nn.LayerNorm(self.normalized_shape, self.eps, elementwise_affine=False)(x) * (
+    def forward(self, input):
+        return nn.LayerNorm(self.normalized_shape, self.eps, elementwise_affine=False)(input) * (
             self.weight if self.weight is not None else 1) + (self.bias if self.bias is not None else 0)
 
 
 class LNCallsTorchLayerNorm(LayerNorm):
-    def forward(self, x):
-        return torch.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+    def forward(self, input):
+        return torch.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 
 
 LN_WRONG = [
@@ -325,23 +325,23 @@ def gn_forward(layer, x, *, groups=None, strided=False, unbiased=False, eps_outs
 
 
 class GNPerChannel(GroupNorm):
-    def forward(self, x):
-        return gn_forward(self, x, groups=self.num_channels)
+    def forward(self, input):
+        return gn_forward(self, input, groups=self.num_channels)
 
 
 class GNStrided(GroupNorm):
-    def forward(self, x):
-        return gn_forward(self, x, strided=True)
+    def forward(self, input):
+        return gn_forward(self, input, strided=True)
 
 
 class GNUnbiased(GroupNorm):
-    def forward(self, x):
-        return gn_forward(self, x, unbiased=True)
+    def forward(self, input):
+        return gn_forward(self, input, unbiased=True)
 
 
 class GNEpsOutside(GroupNorm):
-    def forward(self, x):
-        return gn_forward(self, x, eps_outside=True)
+    def forward(self, input):
+        return gn_forward(self, input, eps_outside=True)
 
 
 class GNAffinePerGroup(GroupNorm):
@@ -352,20 +352,20 @@ class GNAffinePerGroup(GroupNorm):
         if self.weight is not None:
             self.weight = nn.Parameter(torch.ones(num_groups))
 
-    def forward(self, x):
-        return x
+    def forward(self, input):
+        return input
 
 
 class GNGroupLoop(GroupNorm):
-    def forward(self, x):
-        chunks = x.chunk(self.num_groups, dim=1)
+    def forward(self, input):
+        chunks = input.chunk(self.num_groups, dim=1)
         parts = []
         for chunk in chunks:
-            dims = tuple(range(1, x.dim()))
+            dims = tuple(range(1, input.dim()))
             mean, var = chunk.mean(dims, keepdim=True), chunk.var(dims, keepdim=True, correction=0)
             parts.append((chunk - mean) / torch.sqrt(var + self.eps))
         y = torch.cat(parts, dim=1)
-        shape = [1, -1] + [1] * (x.dim() - 2)
+        shape = [1, -1] + [1] * (input.dim() - 2)
         if self.weight is not None:
             y = y * self.weight.reshape(shape)
         if self.bias is not None:
@@ -374,18 +374,18 @@ class GNGroupLoop(GroupNorm):
 
 
 class GNCallsFGroupNorm(GroupNorm):
-    def forward(self, x):
-        return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+    def forward(self, input):
+        return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
 
 
 class GNViaBatchNorm(GroupNorm):
     """The classic trick: group norm as a batch norm of a (1, N*G, -1) view. Not allowed either."""
 
-    def forward(self, x):
-        n = x.shape[0]
-        y = F.batch_norm(x.reshape(1, n * self.num_groups, -1), None, None, training=True, eps=self.eps)
-        y = y.reshape(x.shape)
-        shape = [1, -1] + [1] * (x.dim() - 2)
+    def forward(self, input):
+        n = input.shape[0]
+        y = F.batch_norm(input.reshape(1, n * self.num_groups, -1), None, None, training=True, eps=self.eps)
+        y = y.reshape(input.shape)
+        shape = [1, -1] + [1] * (input.dim() - 2)
         if self.weight is not None:
             y = y * self.weight.reshape(shape)
         if self.bias is not None:
@@ -414,13 +414,13 @@ GN_WRONG = [
 
 def in_with(dims, **options):
     class Wrong(InstanceNorm2d):
-        def forward(self, x):
-            mean = x.mean(dims, keepdim=True)
-            var = x.var(dims, keepdim=True, correction=int(options.get("unbiased", False)))
+        def forward(self, input):
+            mean = input.mean(dims, keepdim=True)
+            var = input.var(dims, keepdim=True, correction=int(options.get("unbiased", False)))
             if options.get("eps_outside"):
-                y = (x - mean) / (var.sqrt() + self.eps)
+                y = (input - mean) / (var.sqrt() + self.eps)
             else:
-                y = (x - mean) / torch.sqrt(var + self.eps)
+                y = (input - mean) / torch.sqrt(var + self.eps)
             if self.weight is not None:
                 y = y * self.weight.reshape(-1, 1, 1)
             if self.bias is not None:
@@ -431,13 +431,13 @@ def in_with(dims, **options):
 
 
 class INCallsF(InstanceNorm2d):
-    def forward(self, x):
-        return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
+    def forward(self, input):
+        return F.instance_norm(input, weight=self.weight, bias=self.bias, eps=self.eps)
 
 
 class INHiddenTorch(InstanceNorm2d):
-    def forward(self, x):
-        return nn.InstanceNorm2d(self.num_features, self.eps, affine=False)(x) * (
+    def forward(self, input):
+        return nn.InstanceNorm2d(self.num_features, self.eps, affine=False)(input) * (
             self.weight.reshape(-1, 1, 1) if self.weight is not None else 1)
 
 
@@ -555,10 +555,10 @@ def test_the_running_statistics_are_compared_after_every_step():
     """A layer right at step 1 and wrong afterwards (the count restarts) fails at step 2."""
 
     class Restarts(BatchNorm1d):
-        def forward(self, x):
+        def forward(self, input):
             if self.training and self.track_running_stats and self.momentum is None:
                 self.num_batches_tracked.zero_()
-            return super().forward(x)
+            return super().forward(input)
 
     report = grade("BatchNorm1d", Restarts, parts=["state"])
     assert not report.passed

@@ -69,8 +69,8 @@ def _windows(layer, x, pad_value, edge_value=None, **change):
 
 def max_variant(base, **change):
     class Wrong(base):
-        def forward(self, x):
-            return _windows(self, x, float("-inf"), **change).amax(-1)
+        def forward(self, input):
+            return _windows(self, input, float("-inf"), **change).amax(-1)
 
     return Wrong
 
@@ -87,8 +87,8 @@ def max_stride_one(base):
 
 def max_zero_padding(base):
     class ZeroPadding(base):
-        def forward(self, x):
-            return _windows(self, x, 0.0).amax(-1)
+        def forward(self, input):
+            return _windows(self, input, 0.0).amax(-1)
 
     return ZeroPadding
 
@@ -97,18 +97,19 @@ def max_naive_ceil(base):
     class NaiveCeil(base):
         """ceil_mode rounds up without dropping a last window that starts in the right padding."""
 
-        def forward(self, x):
+        def forward(self, input):
             n = self.n
             k, s, p, d = (ntuple(getattr(self, a), n) for a in ("kernel_size", "stride", "padding", "dilation"))
             if not self.ceil_mode:
-                return super().forward(x)
+                return super().forward(input)
             extra = []
-            for size, ki, si, pi, di in zip(x.shape[-n:], k, s, p, d):
+            for size, ki, si, pi, di in zip(input.shape[-n:], k, s, p, d):
                 span = di * (ki - 1) + 1
                 out = -(-(size + 2 * pi - span) // si) + 1
                 extra.append(max(0, (out - 1) * si + span - size - 2 * pi))
-            x = F.pad(x, [q for pi, e in zip(reversed(p), reversed(extra)) for q in (pi, pi + e)], value=float("-inf"))
-            return _windows(self, x, float("-inf"), padding=0, ceil_mode=False).amax(-1)
+            padded = F.pad(input, [q for pi, e in zip(reversed(p), reversed(extra)) for q in (pi, pi + e)],
+                           value=float("-inf"))
+            return _windows(self, padded, float("-inf"), padding=0, ceil_mode=False).amax(-1)
 
     return NaiveCeil
 
@@ -126,11 +127,11 @@ def hidden_torch_module(module):
         class HiddenModule(base):
             """Builds torch's pooling module inside forward: in no state_dict, exact values."""
 
-            def forward(self, x):
+            def forward(self, input):
                 kwargs = {k: v for k, v in vars(self).items()
                           if v is not None and k in ("kernel_size", "stride", "padding", "dilation", "ceil_mode",
                                                      "count_include_pad", "divisor_override", "output_size")}
-                return module(**kwargs)(x)
+                return module(**kwargs)(input)
 
         return HiddenModule
 
@@ -146,8 +147,8 @@ def stored_torch_module(module):
                 super().__init__(*args, **kwargs)
                 self.pool = module(*args, **kwargs)
 
-            def forward(self, x):
-                return self.pool(x)
+            def forward(self, input):
+                return self.pool(input)
 
         return StoredModule
 
@@ -158,8 +159,8 @@ def position_loop(base):
     class PositionLoop(base):
         """The windows are gathered in one go, but reduced one output position at a time."""
 
-        def forward(self, x):
-            full = super().forward(x)
+        def forward(self, input):
+            full = super().forward(input)
             positions = itertools.product(*(range(o) for o in full.shape[-self.n:]))
             values = [full[(..., *at)] * 1.0 for at in positions]
             return torch.stack(values, -1).reshape(full.shape)
@@ -169,9 +170,9 @@ def position_loop(base):
 
 def channel_loop(base):
     class ChannelLoop(base):
-        def forward(self, x):
-            dim = x.dim() - getattr(self, "n", 2) - 1
-            return torch.stack([super(ChannelLoop, self).forward(c) for c in x.unbind(dim)], dim)
+        def forward(self, input):
+            dim = input.dim() - getattr(self, "n", 2) - 1
+            return torch.stack([super(ChannelLoop, self).forward(c) for c in input.unbind(dim)], dim)
 
     return ChannelLoop
 
@@ -189,8 +190,8 @@ def with_buffer(base):
 
 def detached(base):
     class Detached(base):
-        def forward(self, x):
-            return super().forward(x).detach()
+        def forward(self, input):
+            return super().forward(input).detach()
 
     return Detached
 
@@ -199,12 +200,12 @@ def cpu_padding(base):
     class CPUPadding(base):
         """Pads with a tensor made without device=: fine on the CPU, broken on a GPU."""
 
-        def forward(self, x):
+        def forward(self, input):
             n = self.n
             p = ntuple(self.padding, n)
             fill = torch.full((), float("-inf"))  # on the CPU whatever x's device
-            padded = F.pad(x, [q for pi in reversed(p) for q in (pi, pi)], value=0.0)
-            mask = F.pad(torch.zeros(x.shape[-n:]), [q for pi in reversed(p) for q in (pi, pi)], value=1.0).bool()
+            padded = F.pad(input, [q for pi in reversed(p) for q in (pi, pi)], value=0.0)
+            mask = F.pad(torch.zeros(input.shape[-n:]), [q for pi in reversed(p) for q in (pi, pi)], value=1.0).bool()
             padded = torch.where(mask, fill, padded)
             return _windows(self, padded, float("-inf"), padding=0).amax(-1)
 
@@ -215,8 +216,8 @@ def returns_max_namedtuple(base):
     class ReturnsMax(base):
         """`windows.max(-1)` returns (values, indices), not a tensor."""
 
-        def forward(self, x):
-            return _windows(self, x, float("-inf")).max(-1)
+        def forward(self, input):
+            return _windows(self, input, float("-inf")).max(-1)
 
     return ReturnsMax
 
@@ -236,10 +237,10 @@ def keeps_no_stride(base):
             super().__init__(kernel_size, stride, *args, **kwargs)
             self.stride_used, self.stride = self.stride, stride
 
-        def forward(self, x):
+        def forward(self, input):
             self.stride, saved = self.stride_used, self.stride
             try:
-                return super().forward(x)
+                return super().forward(input)
             finally:
                 self.stride = saved
 
@@ -345,13 +346,13 @@ def avg_variant(count_pad=None, overhang_counts=False, ignore_divisor=False, **c
     ignored, or some arguments changed."""
     def factory(base):
         class WrongAvg(base):
-            def forward(self, x):
+            def forward(self, input):
                 n = self.n
-                total = _windows(self, x, 0.0, **change).sum(-1)
+                total = _windows(self, input, 0.0, **change).sum(-1)
                 if self.divisor_override and not ignore_divisor:
                     return total / self.divisor_override
                 include = self.count_include_pad if count_pad is None else count_pad
-                ones = x.new_ones(x.shape[-n:])
+                ones = input.new_ones(input.shape[-n:])
                 edge = float(include) if overhang_counts else 0.0
                 return total / _windows(self, ones, float(include), edge, **change).sum(-1)
 
@@ -401,7 +402,8 @@ def adaptive_bounds(bounds, reduce):
     """Adaptive pooling with windows [start, end) = bounds(i, L, O), vectorized like the solution."""
     def factory(base):
         class WrongAdaptive(base):
-            def forward(self, x):
+            def forward(self, input):
+                x = input
                 for i, out in enumerate(NS["_output_sizes"](self.output_size, x)):
                     dim = x.dim() - 2 + i
                     size = x.shape[dim]
@@ -439,10 +441,10 @@ def _fixed_stride(i, size, out):
 
 def adaptive_loop(reduce):
     """One output position at a time, each a slice: correct values, a Python loop over positions."""
-    def forward(self, x):
-        oh, ow = NS["_output_sizes"](self.output_size, x)
-        h, w = x.shape[-2:]
-        rows = [torch.stack([reduce(x[..., i * h // oh:-(-(i + 1) * h // oh), j * w // ow:-(-(j + 1) * w // ow)])
+    def forward(self, input):
+        oh, ow = NS["_output_sizes"](self.output_size, input)
+        h, w = input.shape[-2:]
+        rows = [torch.stack([reduce(input[..., i * h // oh:-(-(i + 1) * h // oh), j * w // ow:-(-(j + 1) * w // ow)])
                              for j in range(ow)], -1) for i in range(oh)]
         return torch.stack(rows, -2)
 
