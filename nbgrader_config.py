@@ -3,10 +3,12 @@
 import warnings
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, GetGrades,
-                                    IgnorePattern, LimitOutput, SaveAutoGrades)
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, ClearMarkScheme,
+                                    ClearOutput, ClearSolutions, ComputeChecksums, GetGrades, IgnorePattern,
+                                    IncludeHeaderFooter, InstantiateTests, LimitOutput, LockCells, SaveAutoGrades,
+                                    SaveCells)
 
-from autograder.nbgrader_ext import ClearHiddenTracebacks, TrustedGrading
+from autograder.nbgrader_ext import ClearHiddenTracebacks, OptionalHelpers, TrustedGrading
 
 c = get_config()  # noqa: F821 - injected by nbgrader
 
@@ -23,6 +25,10 @@ c.CourseDirectory.release_directory = "exercises"  # generated student notebooks
 # --- generating exercises ------------------------------------------------------------------------
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+# helper cells (grade ids ending in _helpers) are optional: their stub raises nothing
+c.GenerateAssignment.preprocessors = [IncludeHeaderFooter, InstantiateTests, LockCells, ClearSolutions, OptionalHelpers,
+                                      ClearOutput, CheckCellMetadata, ComputeChecksums, SaveCells, ClearHiddenTests,
+                                      ClearMarkScheme, ComputeChecksums, CheckCellMetadata]
 
 # --- autograding: the trusted path ----------------------------------------------------------------
 # nbgrader's Execute would run the student's notebook, test cells included, in one kernel that the

@@ -26,6 +26,22 @@ def hidden_lines(source: str) -> list[str]:
     return lines
 
 
+class OptionalHelpers(Preprocessor):
+    """A helper cell (a solution cell whose grade id ends in `_helpers`) is optional: its stub keeps
+    `# YOUR CODE HERE` but not the `raise NotImplementedError()` that every other stub has, so that a
+    student who writes no helper can still run the notebook from top to bottom. Runs right after
+    nbgrader's ClearSolutions in generate_assignment."""
+
+    enabled = Bool(True)
+
+    def preprocess_cell(self, cell, resources, index):
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "")
+        if cell.cell_type == "code" and grade_id.endswith("_helpers"):
+            cell.source = "\n".join(line for line in cell.source.splitlines()
+                                    if line.strip() != "raise NotImplementedError()")
+        return cell, resources
+
+
 class ClearHiddenTracebacks(Preprocessor):
     """Remove hidden-test source from error outputs, before feedback is generated.
 

@@ -55,11 +55,11 @@ class Broken:
             raise ValueError("oops")
 
     class ForwardRaises(Linear):
-        def forward(self, x):
+        def forward(self, input):
             raise RuntimeError("boom")
 
     class ReturnsNone(Linear):
-        def forward(self, x):
+        def forward(self, input):
             return None
 
     class NotAModule:
@@ -102,10 +102,10 @@ def test_check_raises_an_assertion_error_carrying_the_report():
 
 
 class Noisy(Linear):
-    def forward(self, x):
+    def forward(self, input):
         warnings.warn("careful", UserWarning, stacklevel=2)
-        print("debugging", x.shape)
-        return super().forward(x)
+        print("debugging", input.shape)
+        return super().forward(input)
 
 
 def test_grading_writes_nothing_to_stderr_and_keeps_warnings_as_notes(capfd):
@@ -163,3 +163,116 @@ def test_one_layers_full_grading_is_fast_enough_to_report():
     report = grade("Linear", Linear)
     cases = {r.where for r in report.results if r.part == "forward"}
     assert len(cases) == len(autograder.SPECS["Linear"].cases)
+
+
+# --- torch's calling conventions ------------------------------------------------------------------
+
+class RenamedInput(Linear):
+    def forward(self, x):
+        return super().forward(x)
+
+
+class ExtraParameter(Linear):
+    def forward(self, input, scale=1.0):
+        return super().forward(input) * scale
+
+
+class PositionalOnly(Linear):
+    def forward(self, *inputs):
+        return super().forward(*inputs)
+
+
+def test_a_forward_with_other_parameter_names_fails_naming_the_difference():
+    from tests.conftest import assert_fails_naming
+
+    assert_fails_naming(grade("Linear", RenamedInput), "state", "forward takes (x) where torch's takes (input)")
+    assert_fails_naming(grade("Linear", ExtraParameter), "state", "forward takes (input, scale=1.0) where torch's "
+                                                                  "takes (input)")
+
+
+def test_one_case_calls_forward_by_keyword_as_torchs_tests_do():
+    from tests.conftest import assert_fails_naming
+
+    report = grade("Linear", PositionalOnly)
+    assert_fails_naming(report, "shape", "· by keyword", "unexpected keyword argument 'input'")
+    assert sum("by keyword" in f for f in report.failures) >= 1
+    hidden = grade("Linear", PositionalOnly, suite="hidden", seed=1)
+    assert any("by keyword" in f for f in hidden.failures), str(hidden)
+    assert grade("Linear", Linear, suite="hidden", seed=1).passed  # torch's names pass, by keyword too
+
+
+# --- the generic diagnosis: the argument whose default (or another value) reproduces the output ----------
+
+def without_mistakes(monkeypatch, name: str) -> None:
+    """The spec of `name` without its hand-written mistakes: only the generic diagnosis is left."""
+    from dataclasses import replace
+
+    from autograder import SPECS
+
+    monkeypatch.setitem(SPECS, name, replace(SPECS[name], mistakes=(), buffer_mistakes=()))
+
+
+def test_an_ignored_constructor_argument_is_named_with_torchs_default(monkeypatch):
+    from tests.conftest import assert_fails_naming
+
+    without_mistakes(monkeypatch, "ELU")
+    ELU = solution_classes("activations")["ELU"]
+
+    class AlphaIgnored(ELU):
+        def forward(self, input):
+            return torch.where(input > 0, input, torch.expm1(input.clamp(max=0)))
+
+    assert_fails_naming(grade("ELU", AlphaIgnored), "forward", "· alpha_2", "`alpha=2.0` is ignored (torch's "
+                                                                             "default is alpha=1.0)")
+
+
+def test_an_ignored_forward_argument_is_named(monkeypatch):
+    from tests.conftest import assert_fails_naming
+
+    without_mistakes(monkeypatch, "MultiheadAttention")
+    Attention = solution_classes("transformer")["MultiheadAttention"]
+
+    class PaddingIgnored(Attention):
+        def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
+                    average_attn_weights=True, is_causal=False):
+            return super().forward(query, key, value, None, need_weights, attn_mask, average_attn_weights,
+                                   is_causal)
+
+    assert_fails_naming(grade("MultiheadAttention", PaddingIgnored), "forward",
+                        "forward's `key_padding_mask` argument is ignored")
+
+
+def test_another_value_of_a_choice_is_named():
+    from tests.conftest import assert_fails_naming
+
+    Conv2d = solution_classes("conv")["Conv2d"]
+
+    class ReflectRepeatsTheEdge(Conv2d):
+        """Reflect padding that repeats the edge value: that is replicate."""
+
+        def forward(self, input):
+            asked = self.padding_mode
+            self.padding_mode = "replicate" if asked == "reflect" else asked
+            try:
+                return super().forward(input)
+            finally:
+                self.padding_mode = asked
+
+    assert_fails_naming(grade("Conv2d", ReflectRepeatsTheEdge), "forward",
+                        "padding_mode='replicate' is used in place of padding_mode='reflect'")
+
+
+def test_an_ignored_argument_shows_in_a_buffer_too(monkeypatch):
+    from tests.conftest import assert_fails_naming
+
+    without_mistakes(monkeypatch, "BatchNorm1d")
+    BatchNorm1d = solution_classes("normalization")["BatchNorm1d"]
+
+    class MomentumNoneIgnored(BatchNorm1d):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            if self.momentum is None:
+                self.momentum = 0.1
+
+    assert_fails_naming(grade("BatchNorm1d", MomentumNoneIgnored), "state", "it matches the buffer when "
+                        "`momentum=None` is ignored (torch's default is momentum=0.1)")
