@@ -190,7 +190,8 @@ BN_WRONG = [
     (SwappedMomentum, "BatchNorm1d", "state", "the other momentum convention"),
     (UpdatesInEval, "BatchNorm1d", "state", "also updated in eval mode"),
     (NoCount, "BatchNorm1d", "state", "num_batches_tracked is not incremented"),
-    (MomentumNoneAsDefault, "BatchNorm1d", "state", "BatchNorm1d(4, momentum=None) · cumulative_average [float64, train, step 1"),
+    (MomentumNoneAsDefault, "BatchNorm1d", "state",
+     "BatchNorm1d(4, momentum=None) · cumulative_average [float64, train, step 1"),
     (FloatCounter, "BatchNorm1d", "state", "'num_batches_tracked' is a torch.float32 tensor; torch's is torch.int64"),
     (BuffersAlways, "BatchNorm1d", "state", "unexpected parameters/buffers ['running_mean', 'running_var', "
                                             "'num_batches_tracked']"),
@@ -562,7 +563,8 @@ def test_the_running_statistics_are_compared_after_every_step():
 
     report = grade("BatchNorm1d", Restarts, parts=["state"])
     assert not report.passed
-    assert any("BatchNorm1d(4, momentum=None) · cumulative_average [float64, train, step 2;" in f for f in report.failures), str(report)
+    step_2 = "BatchNorm1d(4, momentum=None) · cumulative_average [float64, train, step 2;"
+    assert any(step_2 in f for f in report.failures), str(report)
     assert not any("step 1" in f for f in report.failures), str(report)
 
 
