@@ -143,7 +143,7 @@ def _judge_alias(name: str, case: Any, torch_did: tuple[bool, bool, bool],
                  yours: tuple[bool, bool, bool]) -> tuple[bool, str]:
     """Each of torch's layer and the student's: (changed its input, output shares the input's memory,
     output is the input itself)."""
-    (ref_changed, ref_shares, ref_same), (stu_changed, stu_shares, _) = torch_did, yours
+    (ref_changed, ref_shares, ref_same), (stu_changed, stu_shares, stu_same) = torch_did, yours
     if ref_changed and ref_shares:  # torch wrote the result into the input and returned it
         if not stu_shares:
             return False, (f"with inplace=True torch's {name} writes the result into its input and returns that "
@@ -156,9 +156,11 @@ def _judge_alias(name: str, case: Any, torch_did: tuple[bool, bool, bool],
         flag = " with inplace=False" if "inplace" in case.kwargs else ""
         return False, (f"your layer changed its input; torch's {name}{flag} leaves it untouched: compute a new tensor "
                        "instead of writing into the input")
+    if ref_same and not stu_same and not ref_changed:
+        what = "a view of it (the same memory, another tensor object)" if stu_shares else "a copy"
+        return False, (f"torch's {name} returns its input itself (`output is input`); yours returns {what}: "
+                       "return the input")
     if ref_shares and not stu_shares:
-        if ref_same:
-            return False, f"torch's {name} returns its input itself; yours returns a copy"
         return False, (f"returns a copy where torch's {name} returns a view of the input (sharing its memory, so "
                        "no data is copied): use reshape or view rather than clone, contiguous or torch.cat")
     return True, ""

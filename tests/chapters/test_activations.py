@@ -193,6 +193,13 @@ class NeverInPlaceSiLU(SiLU):
         return input * torch.sigmoid(input)
 
 
+class ViewingIdentity(Identity):
+    """A view of the input: the same memory, but not the input itself, which torch's Identity returns."""
+
+    def forward(self, input):
+        return input.view_as(input)
+
+
 class CopyingIdentity(Identity):
     def forward(self, input):
         return input.clone()
@@ -296,7 +303,9 @@ WRONG = [
     (AlwaysInPlaceReLU, "ReLU", "forward", "your layer changed its input; torch's ReLU leaves it untouched"),
     (ResultNotReturned, "LeakyReLU", "forward", "yours returns a new tensor"),
     (NeverInPlaceSiLU, "SiLU", "forward", "with inplace=True"),
-    (CopyingIdentity, "Identity", "forward", "torch's Identity returns its input itself; yours returns a copy"),
+    (CopyingIdentity, "Identity", "forward", "torch's Identity returns its input itself (`output is input`); yours "
+                                             "returns a copy"),
+    (ViewingIdentity, "Identity", "forward", "yours returns a view of it (the same memory, another tensor object)"),
     (StrictIdentity, "Identity", "state", "the constructor raised TypeError"),
     (ModuleInside, "ReLU", "rules", "runs a torch.nn.modules.activation.ReLU module"),
     (InheritsTorch, "Softmax", "rules", "inherits from torch's Softmax"),
