@@ -19,7 +19,7 @@ help:
 	@echo "make bubblewrap install Debian's bubblewrap, the grading sandbox (apt-get)"
 	@echo "make lab        JupyterLab on the exercises"
 	@echo "make exercises  regenerate exercises/ from solutions/ with nbgrader"
-	@echo "make bench      time every reference solution against torch; writes bench/results.md"
+	@echo "make bench      time the solutions against torch (bench/results.md) and class grading (bench/grading.md)"
 	@echo "make lint       ruff on the Python code"
 
 setup: $(STAMP)
@@ -77,6 +77,7 @@ exercises: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+	OMP_NUM_THREADS=1 $(BIN)/python bench/grading.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check autograder tests tools bench

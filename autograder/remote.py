@@ -51,6 +51,7 @@ class Session:
         self.notes: list[str] = []
         self.last_fault: Fault | None = None
         self.gave_up: Fault | None = None
+        self.hung: dict[str, Fault] = {}  # class -> its call that ran out of time: not called again
 
     # --- the process ---------------------------------------------------------------------------------
     def _ensure(self) -> None:
@@ -242,10 +243,26 @@ class Remote(Side):
             raise StudentError("gave an answer of the wrong form")
         return found
 
+    def _into_student(self, send: Any) -> Any:
+        """A request that runs the student's code. Once one of this class's ran out of time, the rest
+        are not waited for (they would most likely hang too): each fails at once, saying why, and the
+        notebook's other classes keep their time."""
+        hung = self.session.hung.get(self.key)
+        if hung is not None:
+            raise Fault(f"not run: {hung.text.removeprefix('did not finish: ')}, so {self.name} was not called "
+                        "again", "skipped")
+        try:
+            return send()
+        except Fault as fault:
+            if fault.kind == "timeout":
+                self.session.hung[self.key] = fault
+            raise
+
     def build(self, args: tuple = (), kwargs: dict | None = None, *, seed: int | None = None,
               method: str | None = None) -> Handle:
         what = f"{self.name}.{method or '__init__'}"
-        built = self._ask("build", what, args=tuple(args), kwargs=dict(kwargs or {}), seed=seed, method=method)
+        built = self._into_student(lambda: self._ask("build", what, args=tuple(args), kwargs=dict(kwargs or {}),
+                                                     seed=seed, method=method))
         if not isinstance(built, dict) or not isinstance(built.get("info"), dict):
             raise StudentError("gave an answer of the wrong form")
         info = {"is_module": False, "type": "?", "type_name": "?", "instance_of_cls": False, **built["info"]}
@@ -257,8 +274,9 @@ class Remote(Side):
             cause = self.session.last_fault.text.removeprefix("did not finish: ") if self.session.last_fault else ""
             raise Stale(f"was not run: the notebook's process had to be restarted ({cause})")
         limit = self.session.limits.training if op == "train_digits" else None
-        return self.session._request({"op": "call", "key": inner, "name": op, "args": list(args), "kwargs": kwargs},
-                                     self.session.limits.call if limit is None else limit, f"{self.name}.{op}")
+        return self._into_student(lambda: self.session._request(
+            {"op": "call", "key": inner, "name": op, "args": list(args), "kwargs": kwargs},
+            self.session.limits.call if limit is None else limit, f"{self.name}.{op}"))
 
     def drain(self) -> tuple[list[str], list[Fault]]:
         notes = self.session.notes[self._drained_notes:]

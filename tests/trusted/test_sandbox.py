@@ -205,3 +205,21 @@ def test_without_bubblewrap_grading_still_works_and_says_it_is_not_isolated(tmp_
     assert "not isolated: AUTOGRADER_SANDBOX=plain" in done.stderr
     assert "Linear: passed, 5/5 parts (public suite, cpu, not isolated: AUTOGRADER_SANDBOX=plain)" in done.stdout
     assert CHAPTERS["linear"] == ["Linear"]
+
+
+def test_a_layer_that_hangs_costs_one_timeout_and_not_its_neighbours_grades():
+    """Flatten's forward never returns: it times out once, Flatten is not called again (said so in
+    both suites), and Unflatten, in the same notebook, is graded in full."""
+    from autograder.sandbox import Limits
+
+    nb = json.loads((ROOT / "solutions" / "flatten" / "flatten.ipynb").read_text())
+    nb["cells"].append({"cell_type": "code", "metadata": {}, "outputs": [], "source":
+                        "class Flatten(Flatten):\n    def forward(self, input):\n        while True:\n            pass\n"})
+    with Submission(nb, seed=3, limits=Limits.from_env(call=3, cell=10)) as sub:
+        public, hidden = sub.report("Flatten"), sub.report("Flatten", suite="hidden")
+        others = [sub.report("Unflatten"), sub.report("Unflatten", suite="hidden")]
+        faults = sub.faults()
+    assert not public.part_passed("forward") and "stopped after 3 s in" in str(public), str(public)
+    assert not hidden.passed and "so Flatten was not called again" in str(hidden), str(hidden)
+    assert all(r.passed for r in others), "\n".join(map(str, others))
+    assert [kind for kind, _ in faults].count("timeout") == 1, faults
