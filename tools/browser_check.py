@@ -515,8 +515,9 @@ def problems_of(page: Page, secrets: set[str]) -> list[str]:
         out.append(f"{page.name}: a resource failed to load ({failure})")
     out += motion_problems(page)
     if page.weight > MAX_PAGE_BYTES:
-        out.append(f"{page.name}: weighs {page.weight / 1e6:.1f} MB with everything it loaded ({page.own_weight / 1e6:.1f} "
-                   f"MB of its own: its HTML and images), more than {MAX_PAGE_BYTES / 1e6:.0f} MB")
+        out.append(f"{page.name}: weighs {page.weight / 1e6:.1f} MB with everything it loaded "
+                   f"({page.own_weight / 1e6:.1f} MB of its own: its HTML and images), more than "
+                   f"{MAX_PAGE_BYTES / 1e6:.0f} MB")
     return out
 
 

@@ -213,8 +213,8 @@ def test_a_layer_that_hangs_costs_one_timeout_and_not_its_neighbours_grades():
     from autograder.sandbox import Limits
 
     nb = json.loads((ROOT / "solutions" / "flatten" / "flatten.ipynb").read_text())
-    nb["cells"].append({"cell_type": "code", "metadata": {}, "outputs": [], "source":
-                        "class Flatten(Flatten):\n    def forward(self, input):\n        while True:\n            pass\n"})
+    endless = "class Flatten(Flatten):\n    def forward(self, input):\n        while True:\n            pass\n"
+    nb["cells"].append({"cell_type": "code", "metadata": {}, "outputs": [], "source": endless})
     with Submission(nb, seed=3, limits=Limits.from_env(call=3, cell=10)) as sub:
         public, hidden = sub.report("Flatten"), sub.report("Flatten", suite="hidden")
         others = [sub.report("Unflatten"), sub.report("Unflatten", suite="hidden")]
