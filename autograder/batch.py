@@ -7,8 +7,8 @@
 The coordinator reads the assignment's test and locked cells from nbgrader's gradebook (so the
 workers grade the instructor's cells, as `nbgrader autograde` does), sends one job per submitted
 notebook to the workers, and for each result, as it comes, runs nbgrader's own Autograde
-converter with the result in place of the grading (`ApplyVerdicts`): the gradebook (SQLite, one
-writer: this process) and `autograded/<student>/<chapter>/` are written by nbgrader itself, so
+converter with the result in place of the grading (`nbgrader_ext.ApplyVerdicts`): the gradebook
+(SQLite, one writer: this process) and `autograded/<student>/<chapter>/` are written by nbgrader itself, so
 `nbgrader export`, `generate_feedback` and formgrader work unchanged. Then it appends the
 submission to a journal (`autograded/<chapter>-journal.jsonl`, flushed and synced) with its
 notebook's hash, the grader's version and the hidden suite's seed. A batch killed at any moment
@@ -30,9 +30,6 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from nbconvert.preprocessors import Preprocessor
-from traitlets import Bool
 
 PACKAGE = Path(__file__).resolve().parent
 
@@ -122,30 +119,6 @@ def _warm_worker(limits: dict) -> None:
 
 
 # --- the coordinator's side: nbgrader writes what the workers graded ----------------------------------
-
-class ApplyVerdicts(Preprocessor):
-    """In nbgrader's Autograde pipeline, in place of the grading: the worker's result for this
-    notebook (its test cells' verdicts, its code cells' outputs), applied as TrustedGrading would."""
-
-    enabled = Bool(True)
-    results: dict = {}  # (student, notebook) -> result, filled by the coordinator
-
-    def preprocess(self, nb, resources):
-        from .nbgrader_ext import apply_code_outputs, apply_verdict
-
-        key = (resources["nbgrader"]["student"], resources["nbgrader"]["notebook"])
-        result = self.results[key]
-        for index, output in result["code"].items():
-            i = int(index)
-            if i < len(nb.cells) and _sha(_source(nb.cells[i])) == output.get("source_sha"):
-                apply_code_outputs(nb.cells[i], output)
-        for cell in nb.cells:
-            grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-            if grade_id in result["verdicts"]:
-                verdict = result["verdicts"][grade_id]
-                apply_verdict(cell, verdict["passed"], verdict["text"])
-        return nb, resources
-
 
 @dataclass
 class Journal:
@@ -274,7 +247,7 @@ class Coordinator:
     def run(self) -> Summary:
         from nbgrader.converters import Autograde
 
-        from .nbgrader_ext import TrustedGrading
+        from .nbgrader_ext import ApplyVerdicts, TrustedGrading
 
         start = time.perf_counter()
         summary = Summary()
